@@ -1,0 +1,1 @@
+"""bisegunet_ros: BiSegUNet semantic segmentation for ROS 2 (runtime; no torch here)."""

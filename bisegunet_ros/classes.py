@@ -1,0 +1,106 @@
+"""Class tables: names, colours and the Cityscapes id mapping, shared by node, training and evaluation.
+
+The 19 Cityscapes evaluation classes ("train ids" 0-18) are the default class set; 255 marks
+pixels that are ignored in training and evaluation. The full label table (ids 0-33 and -1)
+follows cityscapesScripts' ``helpers/labels.py``; only the fields needed here are kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Names and RGB colours of a model's classes, indexed by class id."""
+
+    names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.palette):
+            raise ValueError(f"class table has {len(self.names)} names but {len(self.palette)} colours")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"class names must be unique: {self.names}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def palette_array(self) -> np.ndarray:
+        """(256, 3) uint8 lookup table: class id -> colour; ids outside the table are black."""
+        lut = np.zeros((256, 3), np.uint8)
+        lut[: len(self.palette)] = np.asarray(self.palette, np.uint8)
+        return lut
+
+    def resolve(self, classes: list[str | int]) -> list[int]:
+        """Class ids for a list of names or ids; raises ValueError naming what is unknown."""
+        ids = []
+        for c in classes:
+            if isinstance(c, str) and not c.isdigit():
+                if c not in self.names:
+                    raise ValueError(f"unknown class {c!r}; known: {', '.join(self.names)}")
+                ids.append(self.names.index(c))
+            else:
+                i = int(c)
+                if not 0 <= i < len(self.names):
+                    raise ValueError(f"class id {i} outside 0..{len(self.names) - 1}")
+                ids.append(i)
+        return ids
+
+
+# (name, id, train id, colour) from cityscapesScripts helpers/labels.py
+_CITYSCAPES_LABELS = [
+    ("unlabeled", 0, 255, (0, 0, 0)),
+    ("ego vehicle", 1, 255, (0, 0, 0)),
+    ("rectification border", 2, 255, (0, 0, 0)),
+    ("out of roi", 3, 255, (0, 0, 0)),
+    ("static", 4, 255, (0, 0, 0)),
+    ("dynamic", 5, 255, (111, 74, 0)),
+    ("ground", 6, 255, (81, 0, 81)),
+    ("road", 7, 0, (128, 64, 128)),
+    ("sidewalk", 8, 1, (244, 35, 232)),
+    ("parking", 9, 255, (250, 170, 160)),
+    ("rail track", 10, 255, (230, 150, 140)),
+    ("building", 11, 2, (70, 70, 70)),
+    ("wall", 12, 3, (102, 102, 156)),
+    ("fence", 13, 4, (190, 153, 153)),
+    ("guard rail", 14, 255, (180, 165, 180)),
+    ("bridge", 15, 255, (150, 100, 100)),
+    ("tunnel", 16, 255, (150, 120, 90)),
+    ("pole", 17, 5, (153, 153, 153)),
+    ("polegroup", 18, 255, (153, 153, 153)),
+    ("traffic light", 19, 6, (250, 170, 30)),
+    ("traffic sign", 20, 7, (220, 220, 0)),
+    ("vegetation", 21, 8, (107, 142, 35)),
+    ("terrain", 22, 9, (152, 251, 152)),
+    ("sky", 23, 10, (70, 130, 180)),
+    ("person", 24, 11, (220, 20, 60)),
+    ("rider", 25, 12, (255, 0, 0)),
+    ("car", 26, 13, (0, 0, 142)),
+    ("truck", 27, 14, (0, 0, 70)),
+    ("bus", 28, 15, (0, 60, 100)),
+    ("caravan", 29, 255, (0, 0, 90)),
+    ("trailer", 30, 255, (0, 0, 110)),
+    ("train", 31, 16, (0, 80, 100)),
+    ("motorcycle", 32, 17, (0, 0, 230)),
+    ("bicycle", 33, 18, (119, 11, 32)),
+]
+
+CITYSCAPES = ClassTable(
+    names=tuple(n for n, _, t, _ in sorted((l for l in _CITYSCAPES_LABELS if l[2] != 255), key=lambda l: l[2])),
+    palette=tuple(c for _, _, t, c in sorted((l for l in _CITYSCAPES_LABELS if l[2] != 255), key=lambda l: l[2])),
+)
+
+
+def cityscapes_label_to_train_id() -> np.ndarray:
+    """(256,) uint8 lookup table from Cityscapes label ids (``*_labelIds.png``) to train ids.
+
+    Ids not in the official table (and the license-plate id -1) map to the ignore index.
+    """
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    for _, label_id, train_id, _ in _CITYSCAPES_LABELS:
+        lut[label_id] = train_id
+    return lut

@@ -1,0 +1,56 @@
+"""Test fixtures shared by the whole suite.
+
+DDS is confined to this machine and to a domain of this run's own before anything can import
+rclpy: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (ROS_LOCALHOST_ONLY is ignored by Kilted) and a
+random ROS_DOMAIN_ID unless the caller (make test) already chose one.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+
+import pytest  # noqa: E402
+
+from ros_process import RosProcess  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a minute; still part of make test")
+    config.addinivalue_line("markers", "ros: starts an rclpy context")
+
+
+@pytest.fixture
+def ros_process():
+    """Start Python ROS processes that are always stopped when the test ends.
+
+    Usage: ``proc = ros_process([sys.executable, "-m", "mod"], wait_topics=["/x"])``.
+    """
+    started: list[RosProcess] = []
+
+    def start(cmd: list[str], wait_topics: list[str] = (), timeout: float = 30.0, **kwargs) -> RosProcess:
+        proc = RosProcess(cmd, **kwargs)
+        started.append(proc)
+        if wait_topics:
+            proc.wait_for_topics(wait_topics, timeout)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def rclpy_node():
+    """An rclpy context and node in the test process, shut down afterwards."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"test_{os.getpid()}_{random.randint(0, 1 << 30)}", context=context)
+    yield node
+    node.destroy_node()
+    rclpy.shutdown(context=context)

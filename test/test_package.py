@@ -1,0 +1,87 @@
+"""The package as a ROS 2 package: package.xml is honest, and an ament build installs a working tree."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from catkin_pkg.package import parse_package
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Imports of the runtime that map to a rosdep key declared in package.xml.
+ROSDEP_KEYS = {
+    "rclpy": "rclpy", "sensor_msgs": "sensor_msgs", "std_msgs": "std_msgs",
+    "diagnostic_msgs": "diagnostic_msgs", "builtin_interfaces": "builtin_interfaces",
+    "rosidl_runtime_py": "rosidl_default_runtime", "ament_index_python": "ament_index_python",
+    "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "cv_bridge": "cv_bridge",
+    "launch": "launch", "launch_ros": "launch_ros", "launch_pytest": "launch_pytest",
+}
+# Imports with no rosdep key, installed with pip or JetPack as README.md says.
+PIP_OR_JETPACK = {"onnxruntime", "rosbags", "tensorrt", "pycuda", "tqdm", "matplotlib"}
+
+
+def _imported_top_levels(paths: list[Path]) -> set[str]:
+    names = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"bisegunet_ros", "__future__"}
+
+
+def test_package_xml_declares_every_runtime_import():
+    package = parse_package(str(ROOT / "package.xml"))
+    assert package.package_format == 3
+    assert package.get_build_type() == "ament_cmake"
+    declared = {d.name for d in package.build_depends + package.exec_depends + package.test_depends
+                + package.buildtool_depends + package.build_export_depends}
+    assert "rosidl_interface_packages" in {g.name for g in package.member_of_groups}
+    sources = [p for p in (ROOT / "bisegunet_ros").rglob("*.py") if "msg" not in p.relative_to(ROOT).parts]
+    sources += list((ROOT / "launch").glob("*.py"))
+    imported = _imported_top_levels(sources)
+    assert "torch" not in imported, "the runtime must not import torch"
+    unknown = imported - ROSDEP_KEYS.keys() - PIP_OR_JETPACK
+    assert not unknown, f"imports with no known dependency: {unknown}"
+    missing = {ROSDEP_KEYS[m] for m in imported & ROSDEP_KEYS.keys()} - declared
+    assert not missing, f"imported but not declared in package.xml: {missing}"
+
+
+@pytest.mark.slow
+def test_ament_build_installs_an_importable_tree(tmp_path):
+    """cmake against the venv's ROS wheels, as colcon would, into a fresh prefix."""
+    venv = Path(sys.prefix)
+    prefix = tmp_path / "install"
+    env = dict(os.environ, AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv),
+               PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
+    for cmd in (["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"), "-G", "Ninja",
+                 f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython3_EXECUTABLE={sys.executable}",
+                 "-DBUILD_TESTING=OFF"],
+                ["cmake", "--build", str(tmp_path / "build")],
+                ["cmake", "--install", str(tmp_path / "build")]):
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+    site = prefix / Path(sysconfig.get_path("purelib")).relative_to(sys.prefix)
+    assert (prefix / "share/bisegunet_ros/launch").is_dir()
+    assert (prefix / "share/bisegunet_ros/config").is_dir()
+    executables = list((prefix / "lib/bisegunet_ros").iterdir())
+    assert executables and all(os.access(e, os.X_OK) for e in executables)
+
+    probe = ("import bisegunet_ros, bisegunet_ros.classes\n"
+             "from bisegunet_ros.msg import ClassMasks, SegmentationInfo\n"
+             "from rclpy.serialization import serialize_message as s\n"
+             "s(ClassMasks()); s(SegmentationInfo())\n"
+             "print(bisegunet_ros.__file__)\n")
+    run_env = dict(os.environ, PYTHONPATH=str(site),
+                   LD_LIBRARY_PATH=f"{prefix / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    result = subprocess.run([sys.executable, "-c", probe], env=run_env, cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(site)), "imported the source tree, not the installed one"
