@@ -1,0 +1,35 @@
+"""Inference backends behind one interface, chosen by name ("auto", "onnxruntime", "tensorrt")."""
+from __future__ import annotations
+
+import logging
+import os
+
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "tensorrt")
+
+
+def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision: str = "fp16",
+                 threads: int = 0) -> Backend:
+    """Load `model_path` (the .onnx with metadata) on the named backend.
+
+    "auto" takes TensorRT when it is importable and a GPU is present, otherwise ONNX Runtime;
+    the choice is logged. `precision` applies to TensorRT engines only.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend in ("auto", "tensorrt"):
+        from . import tensorrt_backend
+
+        reason = tensorrt_backend.unavailable_reason()
+        if reason is None:
+            log.info("backend: tensorrt (%s)", precision)
+            return tensorrt_backend.TensorRTBackend(model_path, precision)
+        if backend == "tensorrt":
+            raise RuntimeError(f"backend 'tensorrt' asked for but not usable here: {reason}")
+        log.info("backend: onnxruntime (tensorrt not used: %s)", reason)
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(model_path, device="cuda" if backend == "onnxruntime-cuda" else "cpu", threads=threads)

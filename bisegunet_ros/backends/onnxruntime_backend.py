@@ -1,0 +1,57 @@
+"""ONNX Runtime backend: the CPU (and CUDA, when present) path, and the fallback where TensorRT is absent."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..model_info import ModelError, ModelInfo
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    """Options for latency: all graph optimisations, one inference at a time, no idle spinning."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+class OnnxRuntimeBackend(Backend):
+    """One InferenceSession per model; `device` is "cpu" or "cuda" (CUDA provider when installed)."""
+
+    def __init__(self, model_path: str | os.PathLike, device: str = "cpu", threads: int = 0):
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found; give model_path the .onnx written by bisegunet-export")
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ModelError(f"{path}: device 'cuda' asked for, but this onnxruntime has no CUDA provider "
+                                 f"(available: {ort.get_available_providers()}); install onnxruntime-gpu or use cpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        elif device != "cpu":
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        try:
+            self.session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self.input_name = self.session.get_inputs()[0].name
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        self.max_batch = batch_dim if isinstance(batch_dim, int) else 64
+        self.name = f"onnxruntime-{device}"
+        self.precision = str(self.info.extra.get("precision", "fp32"))  # the quantizer records int8
+        log.info("loaded %s with %s (%s, max batch %d)", path, self.name, self.precision, self.max_batch)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.check_batch(batch)
+        return self.session.run(None, {self.input_name: batch})[0]

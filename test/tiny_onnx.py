@@ -1,0 +1,57 @@
+"""A hand-built ONNX segmenter with bisegunet metadata, for runtime tests that need no torch.
+
+Its logits are a fixed linear function of the normalised pixel (a 1x1 convolution), so the
+labels it gives any image are known in advance and backends can be checked against numpy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from bisegunet_ros.classes import CITYSCAPES, ClassTable
+from bisegunet_ros.model_info import ModelInfo
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def tiny_info(height: int = 32, width: int = 64, classes: ClassTable = CITYSCAPES) -> ModelInfo:
+    return ModelInfo(classes=classes, input_height=height, input_width=width, mean=MEAN, std=STD,
+                     name="tiny-test", preset="test", binarized=False)
+
+
+def conv_weights(num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(num_classes, 3, 1, 1)).astype(np.float32),
+            rng.normal(size=num_classes).astype(np.float32) * 0.1)
+
+
+def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
+                    metadata: bool = True) -> Path:
+    info = info or tiny_info()
+    weight, bias = conv_weights(len(info.classes))
+    batch = "N" if dynamic_batch else 1
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "W", "B"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, info.input_height, info.input_width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                       [batch, len(info.classes), info.input_height, info.input_width])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def reference_logits(batch: np.ndarray, num_classes: int) -> np.ndarray:
+    """What the tiny model computes, in numpy."""
+    weight, bias = conv_weights(num_classes)
+    return np.einsum("kc,nchw->nkhw", weight[:, :, 0, 0], batch) + bias[None, :, None, None]
