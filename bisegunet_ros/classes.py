@@ -30,8 +30,8 @@ class ClassTable:
         return len(self.names)
 
     def palette_array(self) -> np.ndarray:
-        """(256, 3) uint8 lookup table: class id -> colour; ids outside the table are black."""
-        lut = np.zeros((256, 3), np.uint8)
+        """(max(256, n), 3) uint8 lookup table: class id -> colour; ids outside the table are black."""
+        lut = np.zeros((max(256, len(self.palette)), 3), np.uint8)
         lut[: len(self.palette)] = np.asarray(self.palette, np.uint8)
         return lut
 
@@ -89,10 +89,8 @@ _CITYSCAPES_LABELS = [
     ("bicycle", 33, 18, (119, 11, 32)),
 ]
 
-CITYSCAPES = ClassTable(
-    names=tuple(n for n, _, t, _ in sorted((l for l in _CITYSCAPES_LABELS if l[2] != 255), key=lambda l: l[2])),
-    palette=tuple(c for _, _, t, c in sorted((l for l in _CITYSCAPES_LABELS if l[2] != 255), key=lambda l: l[2])),
-)
+_EVALUATED = sorted((label for label in _CITYSCAPES_LABELS if label[2] != IGNORE_INDEX), key=lambda label: label[2])
+CITYSCAPES = ClassTable(names=tuple(label[0] for label in _EVALUATED), palette=tuple(label[3] for label in _EVALUATED))
 
 
 def cityscapes_label_to_train_id() -> np.ndarray:
