@@ -22,7 +22,7 @@ ROSDEP_KEYS = {
     "launch": "launch", "launch_ros": "launch_ros", "launch_pytest": "launch_pytest",
 }
 # Imports with no rosdep key, installed with pip or JetPack as README.md says.
-PIP_OR_JETPACK = {"onnxruntime", "rosbags", "tensorrt", "pycuda", "tqdm", "matplotlib"}
+PIP_OR_JETPACK = {"onnxruntime", "onnx", "rosbags", "tensorrt", "pycuda", "tqdm", "matplotlib"}
 
 
 def _imported_top_levels(paths: list[Path]) -> set[str]:
