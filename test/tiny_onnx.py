@@ -55,3 +55,25 @@ def reference_logits(batch: np.ndarray, num_classes: int) -> np.ndarray:
     """What the tiny model computes, in numpy."""
     weight, bias = conv_weights(num_classes)
     return np.einsum("kc,nchw->nkhw", weight[:, :, 0, 0], batch) + bias[None, :, None, None]
+
+
+def write_slow_onnx(path: Path, info: ModelInfo | None = None, layers: int = 12, channels: int = 32) -> Path:
+    """A model that takes tens of ms per frame (a stack of 3x3 convolutions), for overload tests."""
+    info = info or tiny_info(128, 256)
+    rng = np.random.default_rng(1)
+    nodes, inits, prev, width = [], [], "input", 3
+    for i in range(layers):
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.1, (channels, width, 3, 3)).astype(np.float32), f"W{i}"))
+        nodes += [helper.make_node("Conv", [prev, f"W{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        prev, width = f"r{i}", channels
+    inits.append(numpy_helper.from_array(rng.normal(size=(len(info.classes), channels, 1, 1)).astype(np.float32), "Wo"))
+    nodes.append(helper.make_node("Conv", [prev, "Wo"], ["logits"]))
+    shape = [1, 3, info.input_height, info.input_width]
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, info.to_metadata())
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,81 @@
+"""Every parameter of the segmentation node, declared in one place with descriptor and range.
+
+Defaults here equal config/segment.yaml; the YAML is what users edit, this table is what the
+node accepts. An out-of-range or unknown choice stops the node at start with one clear message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from .backends import BACKENDS
+from .pipeline import OUTPUT_RESOLUTIONS
+
+
+@dataclass(frozen=True)
+class Spec:
+    default: object
+    description: str
+    choices: tuple = ()
+    range: tuple = ()          # (low, high) inclusive, for numbers
+
+
+SPECS: dict[str, Spec] = {
+    "model_path": Spec("", "ONNX model written by bisegunet-export (its metadata carries classes and input size); "
+                           "a TensorRT engine cached next to it is used when it matches"),
+    "backend": Spec("auto", "inference backend; auto = TensorRT when usable, else ONNX Runtime", BACKENDS),
+    "precision": Spec("fp16", "TensorRT engine precision", ("fp32", "fp16", "int8")),
+    "threads": Spec(0, "ONNX Runtime intra-op threads (0 = one per core)", range=(0, 256)),
+    "cameras": Spec(["camera"], "camera namespaces: <ns>/image in, <ns>/segmentation/* out"),
+    "transport": Spec("raw", "raw = <ns>/image (sensor_msgs/Image), compressed = <ns>/image/compressed "
+                             "(sensor_msgs/CompressedImage, JPEG or PNG)", ("raw", "compressed")),
+    "input_qos": Spec("sensor_data", "QoS of the image subscriptions (depth 1: only the newest frame counts)",
+                      ("sensor_data", "reliable", "system_default")),
+    "output_resolution": Spec("input", "label size: input (nearest-neighbour upsampled) or network",
+                              OUTPUT_RESOLUTIONS),
+    "overlay_alpha": Spec(0.5, "weight of the class colours in the overlay image", range=(0.0, 1.0)),
+    "mask_classes": Spec(["road", "person", "car"], "classes (names or ids) published in class_masks"),
+    "class_filter": Spec([""], "classes (names or ids) mapped to background_id in every output; [''] = none"),
+    "background_id": Spec(0, "class id that filtered classes become", range=(0, 65535)),
+    "publish_confidence": Spec(True, "publish the confidence image (max softmax x 255) when subscribed"),
+    "stale_timeout": Spec(2.0, "seconds without a frame before a camera's diagnostics turn WARN", range=(0.1, 3600.0)),
+}
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with."""
+
+
+def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(name=name, description=spec.description, read_only=True)
+    if spec.choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range and isinstance(spec.default, float):
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.range[0], to_value=spec.range[1])]
+    elif spec.range:
+        descriptor.integer_range = [IntegerRange(from_value=spec.range[0], to_value=spec.range[1], step=1)]
+    return descriptor
+
+
+def declare(node: Node) -> dict[str, object]:
+    """Declare every parameter on `node` and return the validated values by name."""
+    values = {}
+    for name, spec in SPECS.items():
+        try:
+            param = node.declare_parameter(name, spec.default, _descriptor(name, spec))
+        except Exception as exc:  # rclpy raises several types for type and range violations
+            raise ParameterError(f"parameter {name!r}: {exc} ({spec.description})") from exc
+        value = param.value
+        if isinstance(spec.default, list):  # [''] stands for an empty list: ROS cannot type []
+            value = [v for v in value if v != ""]
+        if spec.choices and value not in spec.choices:
+            raise ParameterError(f"parameter {name!r} is {value!r}; it must be one of {', '.join(spec.choices)}")
+        values[name] = value
+    if not values["model_path"]:
+        raise ParameterError("parameter 'model_path' is empty: give the .onnx written by bisegunet-export "
+                             "(launch argument model:=PATH, or model_path in the parameters file)")
+    if not values["cameras"]:
+        raise ParameterError("parameter 'cameras' is empty: list at least one camera namespace")
+    return values
