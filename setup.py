@@ -22,5 +22,9 @@ setup(
         "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "bisegunet-segment-node = bisegunet_ros.segment_node:main",
+        "bisegunet-eval-bag = bisegunet_ros.evaluate_bag:main",
+        "bisegunet-build-engine = bisegunet_ros.engine_build:main",
+    ]},
 )

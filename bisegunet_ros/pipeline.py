@@ -56,6 +56,8 @@ class SegmentationPipeline:
         self.info = backend.info
         self.output_resolution = output_resolution
         num_classes = len(self.info.classes)
+        if not 0 <= background_id < num_classes:
+            raise ValueError(f"background_id {background_id} is not a class id of this model (0..{num_classes - 1})")
         self.label_dtype = np.uint8 if num_classes <= 256 else np.uint16
         self.label_map = np.arange(num_classes, dtype=self.label_dtype)
         self.label_map[list(class_filter)] = background_id

@@ -1,0 +1,262 @@
+"""`bisegunet-eval-bag`: measure a model (or recorded predictions) on a ROS 2 bag.
+
+    bisegunet-eval-bag BAG --model M.onnx                 # offline: the node's pipeline on every frame
+    bisegunet-eval-bag BAG --model M.onnx --live          # through a node over DDS, as on the vehicle
+    bisegunet-eval-bag BAG --pred-topic /camera/segmentation/label   # predictions already in the bag
+
+Ground truth is a mono8 label image per frame (train ids, 255 = ignore), matched to the image
+(and prediction) by header stamp. Metrics come from one confusion matrix over the whole bag
+(metrics.py, the same code training validates with). Writes report.json, report.md and plots.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
+from .classes import CITYSCAPES, IGNORE_INDEX
+from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
+from .metrics import ConfusionMatrix
+from .model_info import ModelError
+from .report import write_report
+
+log = logging.getLogger(__name__)
+N_SAMPLES = 4
+
+
+def stamp_of(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def decode_frame(msg) -> np.ndarray:
+    """RGB of a bag's Image or CompressedImage message."""
+    if hasattr(msg, "format"):
+        return decode_compressed(msg.format, msg.data)
+    return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
+
+
+def decode_labels(msg) -> np.ndarray:
+    """Class ids of a mono8 / mono16 label Image, honouring row padding."""
+    dtype = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16}.get(msg.encoding)
+    if dtype is None:
+        raise ImageDecodeError(f"label images must be mono8 or mono16, got {msg.encoding!r}")
+    itemsize = np.dtype(dtype).itemsize
+    rows = np.frombuffer(bytes(msg.data), np.uint8)[: msg.step * msg.height].reshape(msg.height, msg.step)
+    labels = rows[:, : msg.width * itemsize].copy().view(dtype.newbyteorder(">" if msg.is_bigendian else "<")
+                                                         if itemsize > 1 else dtype)
+    return labels.astype(np.uint16) if itemsize > 1 else labels
+
+
+class Matcher:
+    """Pairs messages of several roles (image, label, prediction) by header stamp, streaming."""
+
+    def __init__(self, roles: tuple[str, ...]):
+        self.roles = roles
+        self.pending: dict[tuple[int, int], dict] = {}
+
+    def add(self, role: str, msg) -> dict | None:
+        """Store `msg`; return the complete {role: msg} group once every role has arrived."""
+        group = self.pending.setdefault(stamp_of(msg), {})
+        group[role] = msg
+        if len(group) == len(self.roles):
+            return self.pending.pop(stamp_of(msg))
+        return None
+
+    def unmatched(self) -> dict[str, int]:
+        """Frames that never got a partner: with no ground truth, and ground truth with no prediction."""
+        return {"without_ground_truth": sum(1 for g in self.pending.values() if "label" not in g),
+                "without_prediction": sum(1 for g in self.pending.values() if "label" in g)}
+
+
+class Evaluation:
+    """Accumulates the confusion matrix, latencies and a few samples for the report."""
+
+    def __init__(self, classes):
+        self.classes = classes
+        self.matrix = ConfusionMatrix(len(classes), IGNORE_INDEX)
+        self.latencies_ms: list[float] = []
+        self.samples: list = []
+        self.evaluated = 0
+        self.undecodable = 0
+
+    def add(self, rgb: np.ndarray | None, gt: np.ndarray, pred: np.ndarray) -> None:
+        if pred.shape != gt.shape:
+            import cv2
+
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        self.matrix.update(gt, pred)
+        if rgb is not None and len(self.samples) < N_SAMPLES and self.evaluated % 5 == 0:
+            self.samples.append((rgb, gt, pred))
+        self.evaluated += 1
+
+
+def run_offline(args, evaluation: Evaluation, pipeline=None) -> dict:
+    """Offline (pipeline given) or --pred-topic (predictions in the bag): one streaming pass."""
+    roles = {args.image_topic: "image", args.label_topic: "label"}
+    if pipeline is None:
+        roles = {args.pred_topic: "pred", args.label_topic: "label", **({args.image_topic: "image"}
+                                                                        if args.image_topic else {})}
+    matcher = Matcher(tuple(roles.values()))
+    prefix = args.image_topic.removesuffix("/compressed").rsplit("/", 1)[0] if args.image_topic else ""
+    started = time.perf_counter()
+    with BagWriter(args.out_bag) if args.out_bag else contextlib.nullcontext() as writer:
+        for message in tqdm(read_messages(args.bag, list(roles)), desc="evaluating", unit="msg", disable=None):
+            group = matcher.add(roles[message.topic], message.decode())
+            if group is None:
+                continue
+            try:
+                rgb = decode_frame(group["image"]) if "image" in group else None
+                gt = decode_labels(group["label"])
+                if pipeline is None:
+                    pred = decode_labels(group["pred"])
+                else:
+                    t0 = time.perf_counter()
+                    pred = pipeline.run([rgb])[0].labels
+                    evaluation.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+                    if writer:
+                        _write_predictions(writer, pipeline, prefix, group["image"].header, message.timestamp,
+                                           rgb, pred)
+            except ImageDecodeError as exc:
+                evaluation.undecodable += 1
+                log.warning("frame %s skipped: %s", stamp_of(group["label"]), exc)
+                continue
+            evaluation.add(rgb, gt, pred)
+            if args.max_frames and evaluation.evaluated >= args.max_frames:
+                break
+    return {**matcher.unmatched(), "seconds": time.perf_counter() - started}
+
+
+def _write_predictions(writer: BagWriter, pipeline, prefix: str, header, timestamp: int, rgb, labels) -> None:
+    """label, colour and overlay images for rviz2 playback beside the input."""
+    image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
+    for name, array, encoding in (("label", labels, "mono8"), ("color", pipeline.colorize(labels), "rgb8"),
+                                  ("overlay", pipeline.overlay(rgb, labels, 0.5), "rgb8")):
+        step, data = encode_image(array, encoding)
+        msg = image_type(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding,
+                         is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+        writer.write(f"{prefix}/segmentation/{name}", "sensor_msgs/msg/Image", timestamp, msg)
+
+
+def run_live(args, evaluation: Evaluation) -> dict:
+    """--live: replay the bag's frames into a node (started here when --model is given) over DDS."""
+    from .live_replay import LiveReplay, node_command
+
+    frames, labels = [], {}
+    for message in read_messages(args.bag, [args.image_topic, args.label_topic]):
+        msg = message.decode()
+        if message.topic == args.image_topic:
+            frames.append((stamp_of(msg), message))
+        else:
+            labels[stamp_of(msg)] = message
+        if args.max_frames and len(frames) >= args.max_frames and len(labels) >= args.max_frames:
+            break
+    compressed = frames and frames[0][1].msgtype.endswith("CompressedImage")
+    node = None
+    if args.model:
+        from subprocess import Popen
+
+        node = Popen(node_command(args.model, args.namespace, bool(compressed), args.backend))
+    replay = LiveReplay(args.namespace, bool(compressed))
+    try:
+        replay.wait_for_node(args.timeout)
+        result = replay.replay(frames, args.rate, settle=args.timeout)
+    finally:
+        replay.close()
+        if node is not None:
+            node.terminate()
+            node.wait(10)
+    images = dict(frames)
+    for stamp, reply in result.replies.items():
+        if stamp not in labels:
+            continue
+        sample = evaluation.evaluated % 5 == 0 and len(evaluation.samples) < N_SAMPLES
+        rgb = decode_frame(images[stamp].decode()) if sample else None
+        evaluation.add(rgb, decode_labels(labels[stamp].decode()), decode_labels(reply.labels))
+        evaluation.latencies_ms.append(reply.latency_ms)
+    return {"without_ground_truth": sum(1 for s, _ in frames if s not in labels),
+            "without_prediction": result.published - len(result.replies), "published": result.published,
+            "fps": result.fps}
+
+
+def summarize(evaluation: Evaluation, class_names: list[str]) -> dict:
+    summary = evaluation.matrix.summary(class_names)
+    return {k: summary[k] for k in ("miou", "mean_dice", "pixel_accuracy", "iou", "dice")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bag", type=Path, help="bag directory (mcap or sqlite3)")
+    parser.add_argument("--image-topic", default="/camera/image_raw", help="Image or CompressedImage topic")
+    parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
+    parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
+    parser.add_argument("--model", help="ONNX from bisegunet-export (offline; with --live, starts a node with it)")
+    parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
+    parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
+    parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
+    parser.add_argument("--rate", type=float, default=1.0, help="--live: replay speed relative to the recording")
+    parser.add_argument("--timeout", type=float, default=30.0, help="--live: seconds to wait for the node")
+    parser.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
+    parser.add_argument("--out", type=Path, help="report directory (default reports/<bag name>)")
+    parser.add_argument("--out-bag", type=Path, help="offline: write label/colour/overlay images to this bag")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not (args.pred_topic or args.model or args.live):
+        parser.error("give --model (run a model), --pred-topic (predictions in the bag) or --live (running node)")
+    out = args.out or Path("reports") / args.bag.name
+
+    try:
+        pipeline, classes, backend = None, CITYSCAPES, None
+        if args.model and not args.live and not args.pred_topic:
+            from .backends import load_backend
+            from .pipeline import SegmentationPipeline
+
+            pipeline = SegmentationPipeline(load_backend(args.model, args.backend))
+            classes, backend = pipeline.classes, pipeline.backend.name
+        elif args.model:
+            from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+            classes = OnnxRuntimeBackend(args.model).info.classes
+        evaluation = Evaluation(classes)
+        mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
+        frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
+    except (BagError, ModelError, TimeoutError, FileExistsError) as exc:
+        log.error("%s", exc)
+        return 1
+    if evaluation.evaluated == 0:
+        log.error("%s: no frame could be evaluated (no image/label pairs with equal stamps)", args.bag)
+        return 1
+
+    lat = np.asarray(evaluation.latencies_ms)
+    result = {
+        "bag": str(args.bag), "mode": mode, "model": args.model, "backend": backend or ("node" if args.live else None),
+        "frames": {"evaluated": evaluation.evaluated, "undecodable": evaluation.undecodable, **frames},
+        "metrics": summarize(evaluation, list(classes.names)),
+        "latency_ms": {"kind": "end-to-end (publish to label received)" if args.live else "pipeline",
+                       "p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
+                       "p99": float(np.percentile(lat, 99))} if lat.size else None,
+        "fps": frames.get("fps", evaluation.evaluated / frames["seconds"] if frames.get("seconds") else 0.0),
+    }
+    report = write_report(out, result, evaluation.matrix.matrix, list(classes.names), evaluation.latencies_ms,
+                          evaluation.samples, classes.palette_array())
+    m = result["metrics"]
+    print(f"frames evaluated: {evaluation.evaluated}  mIoU: {100 * m['miou']:.2f} %  mean Dice: "
+          f"{100 * m['mean_dice']:.2f} %  pixel accuracy: {100 * m['pixel_accuracy']:.2f} %")
+    if result["latency_ms"]:
+        print(f"fps: {result['fps']:.1f}  latency p50 {result['latency_ms']['p50']:.1f} ms, "
+              f"p90 {result['latency_ms']['p90']:.1f} ms ({result['latency_ms']['kind']})")
+    if args.live:
+        print(f"frames published: {frames['published']}  answered: {frames['published'] - frames['without_prediction']}"
+              f"  dropped by the node: {frames['without_prediction']}")
+    print(f"report: {report} (+ report.md and plots in {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
