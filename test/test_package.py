@@ -20,9 +20,11 @@ ROSDEP_KEYS = {
     "rosidl_runtime_py": "rosidl_default_runtime", "ament_index_python": "ament_index_python",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "cv_bridge": "cv_bridge",
     "launch": "launch", "launch_ros": "launch_ros", "launch_pytest": "launch_pytest",
+    "rcl_interfaces": "rcl_interfaces", "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm",
 }
 # Imports with no rosdep key, installed with pip or JetPack as README.md says.
-PIP_OR_JETPACK = {"onnxruntime", "onnx", "rosbags", "tensorrt", "pycuda", "tqdm", "matplotlib"}
+PIP_OR_JETPACK = {"onnxruntime", "onnx", "rosbags", "tensorrt", "pycuda",
+                  "lz4", "backports", "compression"}  # the last three come with rosbags (zstd: stdlib from 3.14)
 
 
 def _imported_top_levels(paths: list[Path]) -> set[str]:
