@@ -1,0 +1,57 @@
+"""What a benchmark ran on, and how fast this machine multiplies matrices, for every bench/ report."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def fp32_gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """Best-of-`repeats` FP32 GEMM throughput with numpy's BLAS (all cores), in GFLOP/s."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def describe() -> dict:
+    """Machine and software facts to print beside any number measured on it."""
+    import onnxruntime
+
+    info = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+        "os": platform.platform(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def markdown_header(title: str, command: str, machine: dict) -> list[str]:
+    return [f"# {title}", "", f"Produced by `{command}` on {machine['date']}.", "",
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
+            f"Python {machine['python']}, onnxruntime {machine['onnxruntime']}"
+            + (f", torch {machine['torch']}" if "torch" in machine else "") + ".", ""]
