@@ -1,0 +1,52 @@
+"""The paper's objective (eq. 18-20, 24-26): label-smoothed cross-entropy + multi-class Dice,
+plus the binary weight regularisation lambda3 * sum ||W - sign(W)||_1 over binary layers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bisegunet_ros.classes import IGNORE_INDEX
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+              smooth: float = 1.0) -> torch.Tensor:
+    """1 - Dice per class on softmax probabilities (eq. 19), averaged over classes; ignored pixels
+    count for nothing. `smooth` keeps classes absent from a batch at a loss near 0, not NaN."""
+    num_classes = logits.shape[1]
+    valid = (target != ignore_index).unsqueeze(1)
+    probs = logits.softmax(dim=1) * valid
+    onehot = F.one_hot(target.clamp(max=num_classes - 1) * valid.squeeze(1), num_classes)
+    onehot = onehot.permute(0, 3, 1, 2).to(probs.dtype) * valid
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    total = probs.sum(dims) + onehot.sum(dims)
+    return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
+
+
+def binary_regularization(weights: list[torch.Tensor]) -> torch.Tensor:
+    """sum_l ||W_l - sign(W_l)||_1 (eq. 24) over the latent weights of binary layers."""
+    if not weights:
+        return torch.zeros(())
+    return sum((w - torch.where(w >= 0, 1.0, -1.0).detach()).abs().sum() for w in weights)
+
+
+@dataclass
+class SegmentationLoss:
+    """lambda1 * CE(label smoothing eps) + lambda2 * Dice + lambda3 * binary regularisation (eq. 25)."""
+
+    ce_weight: float = 1.0           # lambda1
+    dice_weight: float = 1.0         # lambda2
+    binary_weight: float = 1e-4      # lambda3
+    label_smoothing: float = 0.1     # epsilon of eq. 26
+    ignore_index: int = IGNORE_INDEX
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor,
+                 binary_weights: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss and its parts (for logging)."""
+        ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+        dice = dice_loss(logits, target, self.ignore_index)
+        reg = binary_regularization(binary_weights).to(logits.device)
+        total = self.ce_weight * ce + self.dice_weight * dice + self.binary_weight * reg
+        return total, {"ce": ce.item(), "dice": dice.item(), "binary_reg": float(reg), "total": total.item()}

@@ -1,0 +1,138 @@
+"""BiSegUNet (section III, Table 1, Fig. 2): stem, encoder, Capacity Blocks, ASPP + attention
+bottleneck, decoder with skip connections, 1x1 classifier. Choices where the paper is vague or
+inconsistent are listed in docs/model.md; every one is a field of ModelConfig."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .binary import BinaryConv2d
+from .blocks import ConvBNReLU, ConvSpec
+from .bottleneck import ASPP, PositionAttention
+from .capacity import BRANCHES, CapacityBlock
+
+PARTS = ("stem", "encoder", "capacity", "bottleneck", "decoder", "head")
+STRIDE = 16
+
+
+@dataclass
+class ModelConfig:
+    name: str = "small"
+    num_classes: int = 19
+    width_multiplier: float = 1.0
+    stem_kernels: list = field(default_factory=lambda: [3, 5, 7])    # M parallel streams (eq. 1)
+    stem_channels: int = 32                                          # their concatenated width
+    encoder_channels: list = field(default_factory=lambda: [48, 96, 192, 288])
+    bottleneck_channels: int = 192
+    aspp_rates: list = field(default_factory=lambda: [1, 6, 12, 18])
+    attention: bool = True                                           # the ANP self-attention
+    attention_kv_pool: int = 1
+    decoder_channels: list = field(default_factory=lambda: [192, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
+    capacity_blocks: int = 4                 # on the encoder outputs, counted from the deepest (0-4)
+    capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 8)
+    capacity_branches: list = field(default_factory=lambda: list(BRANCHES))
+    channel_attention: bool = True           # SE inside the Capacity Blocks
+    capacity_groups: int = 4
+    decoder_capacity_block: bool = True
+    binary_parts: list = field(default_factory=lambda: ["encoder", "capacity", "bottleneck", "decoder"])
+    estimator: str = "approx_sign"           # ste | approx_sign
+    weight_standardization: bool = False     # IR-Net, beyond the paper
+    bn_momentum: float = 0.1
+
+    def width(self, channels: int) -> int:
+        return max(8, int(round(channels * self.width_multiplier / 8)) * 8)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.binary_parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"binary_parts: unknown {sorted(unknown)}; choose from {PARTS}")
+        if not 0 <= self.capacity_blocks <= 4:
+            raise ValueError(f"capacity_blocks must be 0-4, got {self.capacity_blocks}")
+        if len(self.encoder_channels) != 4 or len(self.decoder_channels) != 5:
+            raise ValueError("encoder_channels needs 4 widths and decoder_channels 5 (strides 16, 8, 4, 2, 1)")
+
+
+class MultiStreamStem(nn.Module):
+    """Eq. 1: parallel convolutions with different kernels, concatenated."""
+
+    def __init__(self, kernels: list[int], channels: int, spec: ConvSpec):
+        super().__init__()
+        widths = [channels // len(kernels) + (1 if i < channels % len(kernels) else 0) for i in range(len(kernels))]
+        self.streams = nn.ModuleList(ConvBNReLU(spec, 3, w, k) for w, k in zip(widths, kernels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([s(x) for s in self.streams], dim=1)
+
+
+class BiSegUNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+
+        def spec(part: str) -> ConvSpec:
+            return ConvSpec(part in cfg.binary_parts, cfg.estimator, cfg.weight_standardization, cfg.bn_momentum)
+
+        stem = cfg.width(cfg.stem_channels)
+        enc = [cfg.width(c) for c in cfg.encoder_channels]
+        dec = [cfg.width(c) for c in cfg.decoder_channels]
+        mid = cfg.width(cfg.bottleneck_channels)
+        self.stem = MultiStreamStem(cfg.stem_kernels, stem, spec("stem"))
+        self.encoder = nn.ModuleList(ConvBNReLU(spec("encoder"), cin, cout, stride=2)
+                                     for cin, cout in zip([stem, *enc[:3]], enc))
+        capacity = dict(variant=cfg.capacity_variant, branches=tuple(cfg.capacity_branches),
+                        attention=cfg.channel_attention, groups=cfg.capacity_groups)
+        self.capacity = nn.ModuleList(  # index i refines encoder stage i; the deepest get blocks first
+            CapacityBlock(c, spec("capacity"), **capacity) if i >= 4 - cfg.capacity_blocks else nn.Identity()
+            for i, c in enumerate(enc))
+        self.aspp = ASPP(enc[3], mid, tuple(cfg.aspp_rates), spec("bottleneck"))
+        self.attention = (PositionAttention(mid, spec("bottleneck"), kv_pool=cfg.attention_kv_pool)
+                          if cfg.attention else nn.Identity())
+        # eq. 15: the first level fuses the bottleneck with the top Capacity Block output
+        self.fuse_top = ConvBNReLU(spec("decoder"), mid + enc[3], dec[0])
+        # eq. 16: each further level upsamples and fuses a skip (encoder stages 3, 2, 1, then the stem)
+        skips = [enc[2], enc[1], enc[0], stem]
+        self.fuse = nn.ModuleList(ConvBNReLU(spec("decoder"), dec[i] + s, dec[i + 1]) for i, s in enumerate(skips))
+        self.refine = (CapacityBlock(dec[4], spec("capacity"), **capacity) if cfg.decoder_capacity_block
+                       else nn.Identity())
+        self.head = spec("head").conv(dec[4], cfg.num_classes, 1, bias=True)  # eq. 17
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He initialisation (section IV) for every convolution; BatchNorm at identity."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % STRIDE, (-w) % STRIDE
+        if pad_h or pad_w:  # any size works: pad to the network stride, crop the logits back
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        stem = self.stem(x)
+        features, y = [], stem
+        for stage in self.encoder:
+            y = stage(y)
+            features.append(y)
+        refined = [block(f) for block, f in zip(self.capacity, features)]
+        y = self.attention(self.aspp(refined[3]))
+        y = self.fuse_top(torch.cat([y, refined[3]], dim=1))
+        for fuse, skip in zip(self.fuse, [refined[2], refined[1], refined[0], stem]):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = fuse(torch.cat([y, skip], dim=1))
+        logits = self.head(self.refine(y))
+        return logits[..., :h, :w]
+
+
+def binary_layers(model: nn.Module) -> list[tuple[str, BinaryConv2d]]:
+    """Every BinaryConv2d with its name, shallowest first (the order the forward pass meets them)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BinaryConv2d)]
+
+
+def set_binarized(model: nn.Module, on: bool = True) -> None:
+    for _, layer in binary_layers(model):
+        layer.binarized = on

@@ -1,0 +1,53 @@
+"""Configuration of a training run (config/train/*.yaml), with the paper's Table 10 as defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DataConfig:
+    kind: str = "synthetic"          # synthetic | cityscapes | folders
+    root: str = ""                   # dataset directory (cityscapes, folders)
+    height: int = 128                # network input (crop) size
+    width: int = 256
+    train_size: int = 2000           # synthetic: scenes per epoch
+    val_size: int = 200
+    difficulty: float = 0.6          # synthetic: 0 easy .. 1 hard
+    seed: int = 0
+    scale_min: float = 0.75          # augmentation: random scale range, then crop
+    scale_max: float = 1.5
+    flip: bool = True
+    color_jitter: float = 0.3
+    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list = field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+
+@dataclass
+class LossConfig:
+    ce_weight: float = 1.0           # lambda1
+    dice_weight: float = 1.0         # lambda2
+    binary_weight: float = 1e-4      # lambda3
+    label_smoothing: float = 0.1     # epsilon
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    model: str = "config/model/tiny.yaml"
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    epochs: int = 18
+    batch_size: int = 8              # global: split across DDP processes
+    lr: float = 1e-3                 # Adam, betas (0.9, 0.999), no weight decay
+    min_lr_ratio: float = 0.01
+    phase_fractions: list = field(default_factory=lambda: [50 / 180, 100 / 180, 30 / 180])
+    binarize: bool = True            # false: the float baseline with the same budget
+    binarization_order: str = "deepest_first"
+    distill_weight: float = 0.0      # beyond the paper (ReActNet): KL to the phase-1 float model
+    distill_temperature: float = 1.0
+    iters_per_epoch: int = 0         # 0 = the whole training set; CI uses a few
+    workers: int = 2
+    seed: int = 0
+    out_dir: str = "runs"
+    tensorboard: bool = True
+    device: str = "auto"             # auto | cpu | cuda
