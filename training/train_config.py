@@ -28,6 +28,7 @@ class LossConfig:
     dice_weight: float = 1.0         # lambda2
     binary_weight: float = 1e-4      # lambda3
     label_smoothing: float = 0.1     # epsilon
+    binary_reduction: str = "mean"   # mean | sum (the paper's literal eq. 24; see losses.py)
 
 
 @dataclass

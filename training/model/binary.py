@@ -19,14 +19,14 @@ def _sign(w: torch.Tensor) -> torch.Tensor:
 def ste(w: torch.Tensor) -> torch.Tensor:
     """Clipped straight-through estimator: forward sign, backward identity where |w| <= 1."""
     surrogate = w.clamp(-1.0, 1.0)
-    return _sign(w).detach() + surrogate - surrogate.detach()
+    return _sign(w).detach() + (surrogate - surrogate.detach())  # exactly +-1 forward: x - x == 0
 
 
 def approx_sign(w: torch.Tensor) -> torch.Tensor:
     """Bi-Real Net's estimator: forward sign, backward 2 - 2|w| for |w| < 1 (piecewise quadratic)."""
     c = w.clamp(-1.0, 1.0)
     surrogate = 2 * c - c * c.abs()
-    return _sign(w).detach() + surrogate - surrogate.detach()
+    return _sign(w).detach() + (surrogate - surrogate.detach())  # exactly +-1 forward: x - x == 0
 
 
 ESTIMATORS = {"ste": ste, "approx_sign": approx_sign}

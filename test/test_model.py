@@ -1,0 +1,113 @@
+"""BiSegUNet in PyTorch: binarization, shapes, ablations, presets."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bisegunet_training.config import ConfigError
+from bisegunet_training.model import BinaryConv2d, ModelConfig, binary_layers, build_model, load_model_config, \
+    set_binarized
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("estimator", ["ste", "approx_sign"])
+def test_binary_weight_is_plus_minus_alpha_per_channel(estimator):
+    conv = BinaryConv2d(8, 6, 3, padding=1, estimator=estimator)
+    conv.weight.data[0, 0, 0, 0] = 0.0          # sign(0) = +1
+    conv.binarized = True
+    w = conv.binary_weight().detach()
+    alpha = conv.alpha.detach()
+    for c in range(6):
+        assert set(w[c].unique().tolist()) == {alpha[c].item(), -alpha[c].item()}
+    assert w[0, 0, 0, 0] == alpha[0]
+    torch.testing.assert_close(alpha, conv.weight.abs().mean(dim=(1, 2, 3)))   # initialised to mean |W|
+
+
+@pytest.mark.parametrize("estimator", ["ste", "approx_sign"])
+def test_gradients_reach_latent_weights_and_alpha(estimator):
+    conv = BinaryConv2d(4, 4, 3, padding=1, estimator=estimator)
+    conv.binarized = True
+    conv(torch.randn(2, 4, 8, 8)).pow(2).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    assert conv.log_alpha.grad is not None and conv.log_alpha.grad.abs().sum() > 0
+    assert (conv.alpha > 0).all()
+
+
+def test_estimators_differ_in_backward_and_clip_outside_one():
+    w = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
+    from bisegunet_training.model.binary import approx_sign, ste
+
+    ste(w).sum().backward()
+    assert w.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    w.grad = None
+    approx_sign(w).sum().backward()
+    assert w.grad.tolist() == [0.0, 1.0, 2.0, 1.0, 0.0]      # 2 - 2|w|
+
+
+def test_float_mode_is_an_ordinary_conv():
+    conv = BinaryConv2d(3, 5, 3, padding=1, bias=True)
+    plain = torch.nn.Conv2d(3, 5, 3, padding=1, bias=True)
+    plain.load_state_dict({"weight": conv.weight, "bias": conv.bias})
+    x = torch.randn(1, 3, 9, 9)
+    torch.testing.assert_close(conv(x), plain(x))
+
+
+@pytest.mark.parametrize("size", [(64, 128), (96, 96), (50, 70)])
+def test_logits_at_input_resolution_for_any_size(size):
+    model = build_model(load_model_config("tiny")).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *size)).shape == (1, 19, *size)
+
+
+ABLATIONS = {
+    "no capacity block": ["capacity_blocks=0", "decoder_capacity_block=false"],
+    "multi-scale + SE": ["capacity_variant=ms_se"],
+    "multi-scale + CBAM": ["capacity_variant=ms_cbam"],
+    "without binary branch": ["capacity_branches=[dilated, grouped]"],
+    "without dilated branch": ["capacity_branches=[binary, grouped]"],
+    "without grouped branch": ["capacity_branches=[binary, dilated]"],
+    "two capacity blocks": ["capacity_blocks=2"],
+    "no channel attention": ["channel_attention=false"],
+    "no self-attention": ["attention=false"],
+    "all layers binary": ["binary_parts=[stem, encoder, capacity, bottleneck, decoder, head]"],
+    "IR-Net standardisation, ste": ["weight_standardization=true", "estimator=ste"],
+    "pooled keys and values": ["attention_kv_pool=2"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_every_ablation_builds_and_trains_a_step(name):
+    model = build_model(load_model_config("tiny", ABLATIONS[name]))
+    set_binarized(model, True)
+    logits = model(torch.randn(2, 3, 32, 64))
+    logits.mean().backward()
+    assert logits.shape == (2, 19, 32, 64)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_capacity_blocks_are_counted_from_the_deepest():
+    model = build_model(load_model_config("tiny", ["capacity_blocks=2"]))
+    kinds = [type(m).__name__ for m in model.capacity]
+    assert kinds == ["Identity", "Identity", "CapacityBlock", "CapacityBlock"]
+
+
+def test_first_and_last_layers_float_by_default():
+    model = build_model(load_model_config("tiny"))
+    names = [n for n, _ in binary_layers(model)]
+    assert not any(n.startswith(("stem", "head")) for n in names)
+    assert any(n.startswith("encoder") for n in names) and any(n.startswith("capacity") for n in names)
+
+
+@pytest.mark.parametrize("preset,low,high", [("tiny", 0.1e6, 1.0e6), ("small", 3.0e6, 4.3e6), ("paper", 50e6, 400e6)])
+def test_preset_parameter_counts_stay_in_bounds(preset, low, high):
+    with torch.device("meta"):
+        model = build_model(load_model_config(preset))
+    assert low <= sum(p.numel() for p in model.parameters()) <= high
+
+
+def test_unknown_config_key_names_the_key():
+    with pytest.raises(ConfigError, match="unknown key widht_multiplier; valid keys: name, num_classes"):
+        load_model_config("tiny", ["widht_multiplier=2"])
+    with pytest.raises(ValueError, match="binary_parts"):
+        ModelConfig(binary_parts=["everything"])

@@ -1,0 +1,45 @@
+"""Datasets and loaders for training: synthetic scenes, Cityscapes, or image/mask folders."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from bisegunet_ros.classes import cityscapes_label_to_train_id
+
+from .datasets import (DatasetError, PairedFiles, SegmentationDataset, SyntheticStreetScenes, cityscapes_pairs,
+                       folder_pairs)
+from .scenes import render_scene
+from .transforms import Augment
+
+KINDS = ("synthetic", "cityscapes", "folders")
+VAL_SEED_OFFSET = 1_000_003   # synthetic val scenes come from another seed: never the training ones
+
+
+def build_dataset(kind: str, split: str, height: int, width: int, mean, std, augment: bool = False,
+                  scale_range=(0.75, 1.5), flip: bool = True, color_jitter: float = 0.3, length: int = 1000,
+                  seed: int = 0, difficulty: float = 0.6, root: str = "") -> SegmentationDataset:
+    """One dataset of `kind` for `split` ("train" or "val")."""
+    if kind not in KINDS:
+        raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    aug = Augment(height, width, tuple(scale_range), flip, color_jitter) if augment else None
+    if kind == "synthetic":
+        return SyntheticStreetScenes(length, height, width, seed + (VAL_SEED_OFFSET if split == "val" else 0),
+                                     difficulty, aug, mean, std)
+    if not root:
+        raise ValueError(f"data.root must name the dataset directory for data.kind={kind}")
+    if kind == "cityscapes":
+        return PairedFiles(cityscapes_pairs(root, split), cityscapes_label_to_train_id(), height, width, aug, mean, std)
+    return PairedFiles(folder_pairs(root, split), None, height, width, aug, mean, std)
+
+
+def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, distributed: bool,
+                 seed: int) -> DataLoader:
+    """DataLoader with a DistributedSampler under DDP, seeded, pinned memory only with CUDA."""
+    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=shuffle,
+                      generator=generator, persistent_workers=workers > 0)
+
+
+__all__ = ["DatasetError", "KINDS", "build_dataset", "build_loader", "render_scene"]

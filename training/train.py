@@ -1,0 +1,272 @@
+"""`bisegunet-train`: the paper's phased training (Algorithm 1, Table 10) on one or many processes.
+
+    bisegunet-train --config config/train/tiny_synthetic.yaml [key=value ...] [--resume runs/NAME/last.pt]
+    torchrun --nproc_per_node N -m bisegunet_training.train --config ...
+
+Phase 1 float, phase 2 incremental binarization, phase 3 fully binary; Adam with a cosine
+learning rate that restarts at each phase boundary. Rank 0 writes runs/<name>/: last.pt (every
+epoch, atomically), best.pt (best validation mIoU once every binary layer is binary, or of the
+whole run for a float baseline), metrics.jsonl, TensorBoard events and curves.png.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bisegunet_ros.metrics import ConfusionMatrix
+
+from .checkpoint import git_commit, load_checkpoint, save_checkpoint
+from .config import load_config
+from .data import build_dataset, build_loader
+from .logs import RunLog, plot_curves
+from .losses import SegmentationLoss
+from .model import binary_layers, build_model, load_model_config
+from .schedule import PhaseSchedule, binarization_order
+from .train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class Distributed:
+    """Rank, world size and device; torchrun sets WORLD_SIZE, a plain run is a world of one."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+        if device == "cuda" and not cuda:
+            raise RuntimeError("device 'cuda' asked for but CUDA is not available")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local}" if cuda else "cpu")
+        if self.world > 1:
+            dist.init_process_group("nccl" if cuda else "gloo")
+            if cuda:
+                torch.cuda.set_device(self.device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, command: str = ""):
+        self.cfg, self.command = cfg, command
+        self.dist = Distributed(cfg.device)
+        if cfg.batch_size % self.dist.world:
+            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world} processes")
+        seed_everything(cfg.seed + self.dist.rank)
+        self.model_config = load_model_config(cfg.model)
+        self.model = build_model(self.model_config).to(self.dist.device)
+        self.layers = dict(binary_layers(self.model))          # name -> layer, shallowest first
+        self.order = binarization_order(list(self.layers), cfg.binarization_order)
+        self.schedule = PhaseSchedule(cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio)
+        self.loss = SegmentationLoss(**asdict(cfg.loss))
+        d = cfg.data
+        common = dict(height=d.height, width=d.width, seed=d.seed, difficulty=d.difficulty, root=d.root,
+                      mean=d.mean, std=d.std)
+        self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=True, scale_range=(
+            d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, **common)
+        self.val_set = build_dataset(d.kind, "val", length=d.val_size, augment=False, **common)
+        per_rank = cfg.batch_size // self.dist.world
+        self.train_loader = build_loader(self.train_set, per_rank, shuffle=True, workers=cfg.workers,
+                                         distributed=self.dist.world > 1, seed=cfg.seed)
+        self.val_loader = build_loader(self.val_set, per_rank, shuffle=False, workers=cfg.workers,
+                                       distributed=self.dist.world > 1, seed=cfg.seed)
+        self.steps = cfg.iters_per_epoch or len(self.train_loader)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: self.schedule.lr_factor(step / self.steps))
+        # alphas of layers still in float get no gradient: DDP must expect unused parameters
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+                    if self.dist.world > 1 else self.model)
+        self.run_dir = Path(cfg.out_dir) / cfg.name
+        self.start_epoch, self.best_miou, self.teacher = 0, -1.0, None
+
+    # State
+
+    def set_binarization(self, epoch: int) -> int:
+        count = self.schedule.binarized_count(epoch, len(self.order)) if self.cfg.binarize else 0
+        for i, name in enumerate(self.order):
+            self.layers[name].binarized = i < count
+        return count
+
+    def state(self, epoch: int) -> dict:
+        return {"model_config": asdict(self.model_config), "model": self.model.state_dict(),
+                "binarized": {n: bool(layer.binarized) for n, layer in self.layers.items()},
+                "data": {"height": self.cfg.data.height, "width": self.cfg.data.width, "mean": self.cfg.data.mean,
+                         "std": self.cfg.data.std, "class_names": list(self.train_set.class_names)},
+                "epoch": epoch + 1, "best_miou": self.best_miou, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "train_config": asdict(self.cfg),
+                "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+                "command": self.command, "commit": git_commit()}
+
+    def resume(self, path: str | Path) -> None:
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        for name, on in state["binarized"].items():
+            self.layers[name].binarized = on
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.start_epoch, self.best_miou = state["epoch"], state["best_miou"]
+        if state.get("teacher") is not None:
+            self.teacher = self._frozen_copy()
+            self.teacher.load_state_dict(state["teacher"])
+        log.info("resumed %s at epoch %d (best mIoU %.4f)", path, self.start_epoch, self.best_miou)
+
+    def _frozen_copy(self) -> torch.nn.Module:
+        teacher = copy.deepcopy(self.model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
+
+    # Loops
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.ddp.train()
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        sums, batches = {}, 0
+        progress = tqdm(self.train_loader, total=self.steps, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                        disable=not self.dist.main, leave=False)
+        binary_weights = [self.layers[n].weight for n in self.order if self.layers[n].binarized]
+        for images, labels in progress:
+            images, labels = images.to(self.dist.device), labels.to(self.dist.device)
+            logits = self.ddp(images)
+            loss, parts = self.loss(logits, labels, binary_weights)
+            if self.teacher is not None and self.cfg.distill_weight > 0:
+                t = self.cfg.distill_temperature
+                with torch.no_grad():
+                    target = F.softmax(self.teacher(images) / t, dim=1)
+                distill = F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean") * t * t
+                distill = distill / (logits.shape[2] * logits.shape[3])   # per pixel, like the CE term
+                loss = loss + self.cfg.distill_weight * distill
+                parts["distill"] = distill.item()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            batches += 1
+            progress.set_postfix(loss=f"{parts['total']:.3f}")
+            if batches >= self.steps:
+                break
+        totals = self.dist.all_sum(torch.tensor([sums[k] for k in sorted(sums)] + [batches], dtype=torch.float64))
+        return {k: float(v) / float(totals[-1]) for k, v in zip(sorted(sums), totals[:-1])}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.model.eval()
+        num_classes = len(self.train_set.class_names)
+        matrix = ConfusionMatrix(num_classes)
+        for images, labels in self.val_loader:
+            pred = self.model(images.to(self.dist.device)).argmax(1).cpu().numpy()
+            matrix.update(labels.numpy(), pred)
+        total = self.dist.all_sum(torch.from_numpy(matrix.matrix))
+        return ConfusionMatrix(num_classes, matrix=total.numpy()).summary(list(self.train_set.class_names))
+
+    def fit(self) -> dict:
+        cfg, main = self.cfg, self.dist.main
+        runlog = RunLog(self.run_dir, cfg.tensorboard) if main else None
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            log.info("training %s: %d epochs (phases start at %s), %d binary layers, %d steps per epoch",
+                     cfg.name, cfg.epochs, self.schedule.boundaries, len(self.order), self.steps)
+        summary = {}
+        for epoch in range(self.start_epoch, cfg.epochs):
+            if cfg.distill_weight > 0 and cfg.binarize and self.teacher is None and \
+                    epoch == self.schedule.boundaries[0]:
+                self.teacher = self._frozen_copy()       # the float model at the end of phase 1
+            count = self.set_binarization(epoch)
+            started = time.perf_counter()
+            losses = self.train_epoch(epoch)
+            summary = self.validate()
+            fully_binary = count == len(self.order) or not cfg.binarize
+            improved = fully_binary and summary["miou"] is not None and summary["miou"] > self.best_miou
+            if improved:
+                self.best_miou = summary["miou"]
+            row = {"epoch": epoch, "phase": self.schedule.phase(epoch) if cfg.binarize else 1,
+                   "binarized_fraction": count / max(len(self.order), 1), "lr": self.optimizer.param_groups[0]["lr"],
+                   **{f"loss_{k}": v for k, v in losses.items()}, "val_miou": summary["miou"],
+                   "val_mean_dice": summary["mean_dice"], "val_pixel_accuracy": summary["pixel_accuracy"],
+                   "seconds": time.perf_counter() - started}
+            if main:
+                runlog.epoch(row)
+                state = self.state(epoch)
+                save_checkpoint(self.run_dir / "last.pt", state)
+                if improved:
+                    save_checkpoint(self.run_dir / "best.pt", state)
+                log.info("epoch %d phase %d binary %.0f%% loss %.4f val mIoU %.4f%s", epoch + 1, row["phase"],
+                         100 * row["binarized_fraction"], losses["total"], summary["miou"] or 0,
+                         " (best)" if improved else "")
+        if main:
+            runlog.close()
+            plot_curves(self.run_dir / "metrics.jsonl", self.schedule.boundaries, self.run_dir / "curves.png")
+        self.dist.close()
+        return {"best_miou": self.best_miou, "last": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML under config/train/")
+    parser.add_argument("--resume", help="checkpoint to continue from (runs/<name>/last.pt)")
+    parser.add_argument("overrides", nargs="*", help="key=value, dotted for nested keys (data.height=256)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config, TrainConfig, args.overrides)
+        trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
+        if args.resume:
+            trainer.resume(args.resume)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
+    result = trainer.fit()
+    if trainer.dist.main:
+        print(f"best mIoU {result['best_miou']:.4f}; checkpoints in {trainer.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
