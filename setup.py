@@ -16,7 +16,7 @@ setup(
     + ["bisegunet_training"]
     + ["bisegunet_training." + p for p in find_packages("training")],
     package_dir={"bisegunet_training": "training"},
-    package_data={"bisegunet_ros": ["*.so"]},
+    package_data={"bisegunet_ros": ["*.so"], "bisegunet_training": ["*.txt"]},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.18", "PyYAML>=6"],
     extras_require={
         "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
@@ -26,5 +26,10 @@ setup(
         "bisegunet-segment-node = bisegunet_ros.segment_node:main",
         "bisegunet-eval-bag = bisegunet_ros.evaluate_bag:main",
         "bisegunet-build-engine = bisegunet_ros.engine_build:main",
+        "bisegunet-train = bisegunet_training.train:main",
+        "bisegunet-export = bisegunet_training.export:main",
+        "bisegunet-quantize = bisegunet_training.quantize:main",
+        "bisegunet-make-bag = bisegunet_training.make_bag:main",
+        "bisegunet-profile = bisegunet_training.profile:main",
     ]},
 )

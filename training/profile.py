@@ -1,0 +1,117 @@
+"""`bisegunet-profile`: parameters, FLOPs, weight memory and activation memory of a model config.
+
+    bisegunet-profile --model config/model/small.yaml --size 512 1024 [--json out.json]
+
+Real FLOPs are 2 x the multiply-accumulates the hardware executes (binary convolutions count as
+ordinary ones: no CPU or GPU here runs 1-bit kernels). The paper-convention OPs (BOPs/64 + FLOPs,
+Bi-Real Net / ReActNet) are printed beside them, labelled, because that convention assumes
+XNOR/popcount kernels with binary activations that this network does not have. Counted on the
+`meta` device, so even the paper preset at 1024x2048 costs no real compute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .model import BinaryConv2d, build_model, load_model_config
+from .model.bottleneck import PositionAttention
+
+
+def count(model: nn.Module, height: int, width: int) -> dict:
+    """MACs of convolutions (binary and float) and attention matmuls, and activation sizes, batch 1."""
+    macs = {"binary": 0, "float": 0}
+    outputs: list[tuple[str, int]] = []
+
+    def conv_hook(module: nn.Conv2d, inputs, output) -> None:
+        k = module.kernel_size[0] * module.kernel_size[1]
+        m = output.numel() * (module.in_channels // module.groups) * k
+        binary = isinstance(module, BinaryConv2d)
+        macs["binary" if binary else "float"] += m
+
+    def attention_hook(module: PositionAttention, inputs, output) -> None:
+        n, c, h, w = inputs[0].shape
+        keys = (h // module.kv_pool) * (w // module.kv_pool)
+        macs["float"] += n * h * w * keys * (module.key_channels + c)   # Q K^T and A V
+        outputs.append(("attention matrix", n * h * w * keys))
+
+    def size_hook(name: str):
+        return lambda module, inputs, output: outputs.append((name, output.numel()))
+
+    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(attention_hook) for m in model.modules() if isinstance(m, PositionAttention)]
+    handles += [m.register_forward_hook(size_hook(n)) for n, m in model.named_children()]
+    handles += [m.register_forward_hook(size_hook(f"encoder.{i}")) for i, m in enumerate(model.encoder)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, height, width, device=next(model.parameters()).device))
+    for h in handles:
+        h.remove()
+    return {"macs": macs, "activations": outputs}
+
+
+def profile(model_cfg: str, height: int, width: int) -> dict:
+    cfg = load_model_config(model_cfg)
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+    for m in model.modules():
+        if isinstance(m, BinaryConv2d):
+            m._binarized = True     # count the binary network (alpha init needs real weights; not needed here)
+    binary_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, BinaryConv2d))
+    alphas = sum(m.log_alpha.numel() for m in model.modules() if isinstance(m, BinaryConv2d))
+    total = sum(p.numel() for p in model.parameters())
+    float_params = total - binary_weights - alphas
+    counted = count(model, height, width)
+    macs = counted["macs"]
+    acts = dict(counted["activations"])
+    skips = sum(acts.get(f"encoder.{i}", 0) for i in range(4)) + acts.get("stem", 0)
+    largest = max(acts.values())
+    fp32_bytes = total * 4
+    packed_bytes = binary_weights / 8 + (alphas + float_params) * 4
+    return {
+        "model": cfg.name, "input": [height, width],
+        "parameters": {"total": total, "binary": binary_weights, "float": total - binary_weights},
+        "real_gflops": 2 * (macs["binary"] + macs["float"]) / 1e9,
+        "paper_convention_gops": (macs["binary"] / 64 + macs["float"]) / 1e9,
+        "macs": {"binary_g": macs["binary"] / 1e9, "float_g": macs["float"] / 1e9},
+        "weight_memory_mb": {"fp32": fp32_bytes / 1e6, "packed_1bit": packed_bytes / 1e6,
+                             "ratio": fp32_bytes / packed_bytes},
+        "activation_memory_mb": {
+            "largest_tensor": largest * 4 / 1e6, "skips_held_for_decoder": skips * 4 / 1e6,
+            "attention_matrix": acts.get("attention matrix", 0) * 4 / 1e6,
+            "peak_estimate_batch1": (skips + 2 * largest) * 4 / 1e6},
+    }
+
+
+def table(result: dict) -> str:
+    p, w, a = result["parameters"], result["weight_memory_mb"], result["activation_memory_mb"]
+    rows = [("parameters (total / binary / float)", f"{p['total'] / 1e6:.2f} M / {p['binary'] / 1e6:.2f} M / "
+             f"{p['float'] / 1e6:.2f} M"),
+            ("real FLOPs (2 x MACs executed)", f"{result['real_gflops']:.2f} G"),
+            ("paper-convention OPs (BOPs/64 + FLOPs)", f"{result['paper_convention_gops']:.2f} G"),
+            ("weights FP32 / packed 1-bit", f"{w['fp32']:.2f} MB / {w['packed_1bit']:.2f} MB ({w['ratio']:.1f}x)"),
+            ("activation peak estimate, batch 1 (FP32)", f"{a['peak_estimate_batch1']:.1f} MB"),
+            ("  of which attention matrix", f"{a['attention_matrix']:.1f} MB")]
+    width = max(len(r[0]) for r in rows)
+    head = f"{result['model']} at {result['input'][0]}x{result['input'][1]}"
+    return "\n".join([head, *(f"{k:<{width}}  {v}" for k, v in rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="config/model/small.yaml", help="preset name or YAML")
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    result = profile(args.model, *args.size)
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
