@@ -22,7 +22,8 @@ from launch_ros.substitutions import FindPackageShare
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("bisegunet_ros")
     args = [
-        DeclareLaunchArgument("model", description="ONNX model written by bisegunet-export"),
+        DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", "bisegunet_tiny.onnx"]),
+                              description="ONNX model written by bisegunet-export (default: the shipped tiny model)"),
         DeclareLaunchArgument("cameras", default_value="[camera]", description="camera namespaces, YAML list"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "segment.yaml"])),
         DeclareLaunchArgument("backend", default_value="auto",

@@ -31,7 +31,7 @@ from bisegunet_ros.metrics import ConfusionMatrix
 
 from .checkpoint import git_commit, load_checkpoint, save_checkpoint
 from .config import load_config
-from .data import build_dataset, build_loader
+from .data import DatasetError, build_dataset, build_loader
 from .logs import RunLog, plot_curves
 from .losses import SegmentationLoss
 from .model import binary_layers, build_model, load_model_config
@@ -103,7 +103,7 @@ class Trainer:
         d = cfg.data
         common = dict(height=d.height, width=d.width, seed=d.seed, difficulty=d.difficulty, root=d.root,
                       mean=d.mean, std=d.std)
-        self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=True, scale_range=(
+        self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=d.augment, scale_range=(
             d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, **common)
         self.val_set = build_dataset(d.kind, "val", length=d.val_size, augment=False, **common)
         per_rank = cfg.batch_size // self.dist.world
@@ -262,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except DatasetError as exc:  # found while loading a sample: name the file, no traceback
+        log.error("%s", exc)
+        return 2
     if trainer.dist.main:
         print(f"best mIoU {result['best_miou']:.4f}; checkpoints in {trainer.run_dir}")
     return 0

@@ -14,6 +14,7 @@ class DataConfig:
     val_size: int = 200
     difficulty: float = 0.6          # synthetic: 0 easy .. 1 hard
     seed: int = 0
+    augment: bool = True             # random scale and crop, flip, colour jitter (section IV.B)
     scale_min: float = 0.75          # augmentation: random scale range, then crop
     scale_max: float = 1.5
     flip: bool = True

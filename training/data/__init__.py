@@ -34,12 +34,13 @@ def build_dataset(kind: str, split: str, height: int, width: int, mean, std, aug
 
 def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, distributed: bool,
                  seed: int) -> DataLoader:
-    """DataLoader with a DistributedSampler under DDP, seeded, pinned memory only with CUDA."""
-    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=shuffle,
-                      generator=generator, persistent_workers=workers > 0)
+    """DataLoader over a DistributedSampler (also in one process: then one process sees, batch for
+    batch, the union of what N processes see), seeded, pinned memory only with CUDA."""
+    world, rank = (torch.distributed.get_world_size(), torch.distributed.get_rank()) if distributed else (1, 0)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=torch.cuda.is_available(), drop_last=shuffle,
+                      generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
 
 
 __all__ = ["DatasetError", "KINDS", "build_dataset", "build_loader", "render_scene"]
