@@ -94,8 +94,10 @@ class LiveReplay:
                 return
             self.executor.spin_once(timeout_sec=min(left, 0.01))
 
-    def replay(self, frames: list[tuple[tuple[int, int], BagMessage]], rate: float, settle: float) -> ReplayResult:
-        """Publish `frames` (stamp, bag message) on the recorded schedule x rate; wait `settle` s for stragglers."""
+    def replay(self, frames: list[tuple[tuple[int, int], BagMessage]], rate: float, settle: float,
+               idle: float = 3.0) -> ReplayResult:
+        """Publish `frames` (stamp, bag message) on the recorded schedule x rate, then wait for stragglers:
+        until every frame is answered, `idle` s pass without a reply, or `settle` s in all."""
         if not frames:
             return self.result
         start, first_ts = time.monotonic(), frames[0][1].timestamp
@@ -107,6 +109,8 @@ class LiveReplay:
             self.result.published += 1
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and len(self.result.replies) < self.result.published:
+            if time.monotonic() - max(self.result.last_reply, self.sent_at[frames[-1][0]]) > idle:
+                break  # the rest were dropped by the node
             self.spin_for(0.05)
         return self.result
 
