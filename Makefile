@@ -59,5 +59,11 @@ demo: setup
 	$(PY) -m bisegunet_ros.evaluate_bag $(DEMO_OUT)/bag --live --model $(DEMO_MODEL) --backend onnxruntime \
 	  --out $(DEMO_OUT)/report
 
+# BiSegUNet (tiny, small; float, binarized) against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3),
+# same training budget, then accuracy, size and ONNX Runtime latency: bench/RESULTS.md, .json and
+# miou_vs_latency.png (about 40 min on 2 cores; CI runs `--smoke` through test/test_compare.py).
+bench: setup
+	$(PY) -m bench.compare
+
 clean:
 	rm -rf build bisegunet_ros/msg bisegunet_ros/*.so $(SETUP_STAMP) $(MSG_STAMP)

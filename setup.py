@@ -21,6 +21,8 @@ setup(
     extras_require={
         "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10"],
+        # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
+        "compare": ["torchvision>=0.13"],
     },
     entry_points={"console_scripts": [
         "bisegunet-segment-node = bisegunet_ros.segment_node:main",

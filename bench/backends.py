@@ -1,6 +1,6 @@
 """Backend latency on this CPU: ONNX Runtime FP32 and INT8 at three sizes, against the machine's GEMM rate.
 
-    python -m bench.backends [--checkpoint models/bisegunet_tiny.packed.npz] [--runs 30]
+    python -m bench.backends [--packed models/bisegunet_tiny.packed.npz] [--runs 30]
 
 The shipped tiny model at three sizes and the small preset at 512x1024 are exported at that
 size, quantized to INT8, and each is timed over --runs calls after warm-up (median, p90). The

@@ -59,6 +59,9 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert state["binarized"] and all(state["binarized"].values())       # phase 3: every binary layer binary
     assert (tmp_path / "ci" / "best.pt").is_file() and (tmp_path / "ci" / "curves.png").stat().st_size > 1000
     assert history[-1]["loss_ce"] < history[0]["loss_ce"]
+    # the same command again replaces the run's logs instead of appending to them
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=1"]) == 0
+    assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
 
 
 def test_float_model_learns_a_fixed_batch():
@@ -100,7 +103,7 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     assert 1 <= done < 3
     assert subprocess.run(_train_cmd(*args, "--resume", str(last)), capture_output=True).returncode == 0
     history = rows(tmp_path / "resume")
-    assert sorted({r["epoch"] for r in history}) == [0, 1, 2]
+    assert [r["epoch"] for r in history] == [0, 1, 2]           # one row per epoch, none repeated
     assert load_checkpoint(last)["epoch"] == 3 and history[-1]["epoch"] == 2
 
 

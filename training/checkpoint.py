@@ -2,7 +2,7 @@
 
 Contract (format 1), a dict saved with torch.save:
   format            "bisegunet-checkpoint/1"
-  model_config      dict of ModelConfig fields (build the network with build_model)
+  model_config      dict of the model config (model_config_from_dict, then build_model)
   model             state_dict (latent weights and alphas)
   binarized         {binary layer name: bool}, the binarization state
   data              {"height", "width", "mean", "std", "class_names"}: the input contract

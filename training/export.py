@@ -24,7 +24,7 @@ from bisegunet_ros.model_info import ModelInfo
 
 from .checkpoint import load_checkpoint
 from .fold import fold_for_inference
-from .model import ModelConfig, binary_layers, build_model
+from .model import TORCHVISION_PREFIX, binary_layers, build_model, model_config_from_dict
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -34,7 +34,7 @@ TENSORRT_OPS_FILE = Path(__file__).with_name("tensorrt_onnx_ops.txt")
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The trained network in eval mode, with its binarization state, and the checkpoint."""
     state = load_checkpoint(path)
-    model = build_model(ModelConfig(**state["model_config"]))
+    model = build_model(model_config_from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     layers = dict(binary_layers(model))
     for name, on in state["binarized"].items():
@@ -52,9 +52,11 @@ def class_table(names: list[str]) -> ClassTable:
 
 def model_info(state: dict, height: int, width: int, binarized: bool, dynamic_batch: bool) -> ModelInfo:
     data, cfg = state["data"], state["model_config"]
+    torchvision = cfg["name"].startswith(TORCHVISION_PREFIX)
+    name = cfg["name"].replace(":", "_") if torchvision else f"bisegunet_{cfg['name']}"
     return ModelInfo(classes=class_table(data["class_names"]), input_height=height, input_width=width,
                      mean=tuple(data["mean"]), std=tuple(data["std"]), channel_order="rgb",
-                     name=f"bisegunet_{cfg['name']}", preset=cfg["name"], binarized=binarized,
+                     name=name, preset=cfg["name"], binarized=binarized,
                      training_command=state.get("command", ""), commit=state.get("commit", ""),
                      extra={"precision": "fp32", "dynamic_batch": dynamic_batch, "opset": OPSET})
 
@@ -69,8 +71,12 @@ def unsupported_by_tensorrt(model: onnx.ModelProto) -> set[str]:
 
 
 def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int, info: ModelInfo,
-                dynamic_batch: bool = False) -> onnx.ModelProto:
-    """Fold, export, attach metadata, check; returns the saved model."""
+                dynamic_batch: bool = False, tensorrt_check: bool = True) -> onnx.ModelProto:
+    """Fold, export, attach metadata, check; returns the saved model.
+
+    `tensorrt_check=False` skips the TensorRT op list (training/tensorrt_onnx_ops.txt, TensorRT 8.4's
+    matrix) for graphs that only ONNX Runtime runs, such as torchvision's MobileNetV3 (HardSwish).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     folded = fold_for_inference(model)
@@ -81,7 +87,7 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
     proto = onnx.load(str(out))
     onnx.helper.set_model_props(proto, info.to_metadata())
     onnx.checker.check_model(proto, full_check=True)
-    missing = unsupported_by_tensorrt(proto)
+    missing = unsupported_by_tensorrt(proto) if tensorrt_check else set()
     if missing:
         raise RuntimeError(f"{out}: ops {sorted(missing)} are not in TensorRT's ONNX support list ({TENSORRT_OPS_FILE})")
     onnx.save(proto, str(out))
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int)
     parser.add_argument("--dynamic-batch", action="store_true", help="batch dimension free (several cameras)")
     parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (.npz) here")
+    parser.add_argument("--no-tensorrt-check", action="store_true",
+                        help="skip the TensorRT op list (graphs for ONNX Runtime only, e.g. torchvision models)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     layers = binary_layers(model)
     binarized = bool(layers) and all(layer.binarized for _, layer in layers)
     export_onnx(model, args.out, height, width, model_info(state, height, width, binarized, args.dynamic_batch),
-                args.dynamic_batch)
+                args.dynamic_batch, tensorrt_check=not args.no_tensorrt_check)
     log.info("wrote %s (%dx%d, %s, %s batch)", args.out, width, height, "binary" if binarized else "float",
              "dynamic" if args.dynamic_batch else "fixed")
     if args.packed:

@@ -3,17 +3,29 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
 class RunLog:
-    """Writes metrics.jsonl and TensorBoard events under `run_dir` (rank 0 only)."""
+    """Writes metrics.jsonl and TensorBoard events under `run_dir` (rank 0 only).
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    Rows of epochs from `start_epoch` on are dropped from an existing metrics.jsonl: a resumed run
+    rewrites the epochs after its checkpoint, and a fresh run (0) with the name of an earlier one
+    replaces that run's logs, as it replaces its checkpoints, instead of appending to them.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, start_epoch: int = 0):
         self.run_dir = run_dir
         self.jsonl = run_dir / "metrics.jsonl"
+        if self.jsonl.exists():
+            kept = [row for row in read_rows(self.jsonl) if row["epoch"] < start_epoch]
+            if start_epoch == 0:
+                log.warning("replacing the logs and checkpoints of the earlier run in %s", run_dir)
+                shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+            self.jsonl.write_text("".join(json.dumps(row) + "\n" for row in kept))
         self.writer = None
         if tensorboard:
             try:

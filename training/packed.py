@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import ModelConfig, binary_layers, build_model
+from .model import binary_layers, build_model, model_config_from_dict
 
 SIGNS, SHAPE, LOG_ALPHA = ".__signs", ".__shape", ".__log_alpha"
 
@@ -44,7 +44,7 @@ def load_packed(path: str | Path) -> tuple[torch.nn.Module, dict]:
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     meta = json.loads(arrays.pop("__meta__").tobytes())
-    model = build_model(ModelConfig(**meta["model_config"]))
+    model = build_model(model_config_from_dict(meta["model_config"]))
     state = {}
     for name, layer in binary_layers(model):
         if name + SIGNS in arrays:

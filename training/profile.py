@@ -6,7 +6,12 @@ Real FLOPs are 2 x the multiply-accumulates the hardware executes (binary convol
 ordinary ones: no CPU or GPU here runs 1-bit kernels). The paper-convention OPs (BOPs/64 + FLOPs,
 Bi-Real Net / ReActNet) are printed beside them, labelled, because that convention assumes
 XNOR/popcount kernels with binary activations that this network does not have. Counted on the
-`meta` device, so even the paper preset at 1024x2048 costs no real compute.
+`meta` device, so even the paper preset at 1024x2048 costs no real compute. Element-wise work
+(activations, BatchNorm, SE scaling, pooling, upsampling) is not counted, for any model.
+
+`--model torchvision:<architecture>` profiles torchvision's segmentation networks the same way
+(their only MACs are convolutions: no Linear or attention layers); the activation memory estimate
+follows BiSegUNet's skip connections and is given for BiSegUNet only.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .model import BinaryConv2d, build_model, load_model_config
+from .model import BinaryConv2d, BiSegUNet, build_model, load_model_config
 from .model.bottleneck import PositionAttention
 
 
@@ -44,8 +49,9 @@ def count(model: nn.Module, height: int, width: int) -> dict:
 
     handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     handles += [m.register_forward_hook(attention_hook) for m in model.modules() if isinstance(m, PositionAttention)]
-    handles += [m.register_forward_hook(size_hook(n)) for n, m in model.named_children()]
-    handles += [m.register_forward_hook(size_hook(f"encoder.{i}")) for i, m in enumerate(model.encoder)]
+    if isinstance(model, BiSegUNet):   # activation sizes along its skip connections
+        handles += [m.register_forward_hook(size_hook(n)) for n, m in model.named_children()]
+        handles += [m.register_forward_hook(size_hook(f"encoder.{i}")) for i, m in enumerate(model.encoder)]
     with torch.no_grad():
         model(torch.zeros(1, 3, height, width, device=next(model.parameters()).device))
     for h in handles:
@@ -66,9 +72,6 @@ def profile(model_cfg: str, height: int, width: int) -> dict:
     float_params = total - binary_weights - alphas
     counted = count(model, height, width)
     macs = counted["macs"]
-    acts = dict(counted["activations"])
-    skips = sum(acts.get(f"encoder.{i}", 0) for i in range(4)) + acts.get("stem", 0)
-    largest = max(acts.values())
     fp32_bytes = total * 4
     packed_bytes = binary_weights / 8 + (alphas + float_params) * 4
     return {
@@ -79,11 +82,19 @@ def profile(model_cfg: str, height: int, width: int) -> dict:
         "macs": {"binary_g": macs["binary"] / 1e9, "float_g": macs["float"] / 1e9},
         "weight_memory_mb": {"fp32": fp32_bytes / 1e6, "packed_1bit": packed_bytes / 1e6,
                              "ratio": fp32_bytes / packed_bytes},
-        "activation_memory_mb": {
-            "largest_tensor": largest * 4 / 1e6, "skips_held_for_decoder": skips * 4 / 1e6,
-            "attention_matrix": acts.get("attention matrix", 0) * 4 / 1e6,
-            "peak_estimate_batch1": (skips + 2 * largest) * 4 / 1e6},
+        "activation_memory_mb": activation_memory(dict(counted["activations"])),
     }
+
+
+def activation_memory(acts: dict[str, int]) -> dict | None:
+    """MB of BiSegUNet's largest tensor, skips and attention matrix (None for other models)."""
+    if not acts:
+        return None
+    skips = sum(acts.get(f"encoder.{i}", 0) for i in range(4)) + acts.get("stem", 0)
+    largest = max(acts.values())
+    return {"largest_tensor": largest * 4 / 1e6, "skips_held_for_decoder": skips * 4 / 1e6,
+            "attention_matrix": acts.get("attention matrix", 0) * 4 / 1e6,
+            "peak_estimate_batch1": (skips + 2 * largest) * 4 / 1e6}
 
 
 def table(result: dict) -> str:
@@ -92,9 +103,10 @@ def table(result: dict) -> str:
              f"{p['float'] / 1e6:.2f} M"),
             ("real FLOPs (2 x MACs executed)", f"{result['real_gflops']:.2f} G"),
             ("paper-convention OPs (BOPs/64 + FLOPs)", f"{result['paper_convention_gops']:.2f} G"),
-            ("weights FP32 / packed 1-bit", f"{w['fp32']:.2f} MB / {w['packed_1bit']:.2f} MB ({w['ratio']:.1f}x)"),
-            ("activation peak estimate, batch 1 (FP32)", f"{a['peak_estimate_batch1']:.1f} MB"),
-            ("  of which attention matrix", f"{a['attention_matrix']:.1f} MB")]
+            ("weights FP32 / packed 1-bit", f"{w['fp32']:.2f} MB / {w['packed_1bit']:.2f} MB ({w['ratio']:.1f}x)")]
+    if a is not None:
+        rows += [("activation peak estimate, batch 1 (FP32)", f"{a['peak_estimate_batch1']:.1f} MB"),
+                 ("  of which attention matrix", f"{a['attention_matrix']:.1f} MB")]
     width = max(len(r[0]) for r in rows)
     head = f"{result['model']} at {result['input'][0]}x{result['input'][1]}"
     return "\n".join([head, *(f"{k:<{width}}  {v}" for k, v in rows)])

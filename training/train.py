@@ -97,6 +97,10 @@ class Trainer:
         self.model_config = load_model_config(cfg.model)
         self.model = build_model(self.model_config).to(self.dist.device)
         self.layers = dict(binary_layers(self.model))          # name -> layer, shallowest first
+        # a model without binary layers (torchvision's) is a float baseline whatever cfg.binarize says
+        self.binarize = cfg.binarize and bool(self.layers)
+        if cfg.binarize and not self.layers:
+            log.info("%s has no binary layers: trained as a float model", cfg.model)
         self.order = binarization_order(list(self.layers), cfg.binarization_order)
         self.schedule = PhaseSchedule(cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio)
         self.loss = SegmentationLoss(**asdict(cfg.loss))
@@ -124,7 +128,7 @@ class Trainer:
     # State
 
     def set_binarization(self, epoch: int) -> int:
-        count = self.schedule.binarized_count(epoch, len(self.order)) if self.cfg.binarize else 0
+        count = self.schedule.binarized_count(epoch, len(self.order)) if self.binarize else 0
         for i, name in enumerate(self.order):
             self.layers[name].binarized = i < count
         return count
@@ -208,25 +212,25 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg, main = self.cfg, self.dist.main
-        runlog = RunLog(self.run_dir, cfg.tensorboard) if main else None
+        runlog = RunLog(self.run_dir, cfg.tensorboard, self.start_epoch) if main else None
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             log.info("training %s: %d epochs (phases start at %s), %d binary layers, %d steps per epoch",
                      cfg.name, cfg.epochs, self.schedule.boundaries, len(self.order), self.steps)
         summary = {}
         for epoch in range(self.start_epoch, cfg.epochs):
-            if cfg.distill_weight > 0 and cfg.binarize and self.teacher is None and \
+            if cfg.distill_weight > 0 and self.binarize and self.teacher is None and \
                     epoch == self.schedule.boundaries[0]:
                 self.teacher = self._frozen_copy()       # the float model at the end of phase 1
             count = self.set_binarization(epoch)
             started = time.perf_counter()
             losses = self.train_epoch(epoch)
             summary = self.validate()
-            fully_binary = count == len(self.order) or not cfg.binarize
+            fully_binary = count == len(self.order) or not self.binarize
             improved = fully_binary and summary["miou"] is not None and summary["miou"] > self.best_miou
             if improved:
                 self.best_miou = summary["miou"]
-            row = {"epoch": epoch, "phase": self.schedule.phase(epoch) if cfg.binarize else 1,
+            row = {"epoch": epoch, "phase": self.schedule.phase(epoch) if self.binarize else 1,
                    "binarized_fraction": count / max(len(self.order), 1), "lr": self.optimizer.param_groups[0]["lr"],
                    **{f"loss_{k}": v for k, v in losses.items()}, "val_miou": summary["miou"],
                    "val_mean_dice": summary["mean_dice"], "val_pixel_accuracy": summary["pixel_accuracy"],

@@ -35,7 +35,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     name: str = "run"
-    model: str = "config/model/tiny.yaml"
+    model: str = "config/model/tiny.yaml"   # preset, YAML, or torchvision:<architecture> (trained as float)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     epochs: int = 18

@@ -1,27 +1,42 @@
-"""BiSegUNet as plain PyTorch modules, built from a ModelConfig by one factory."""
+"""BiSegUNet as plain PyTorch modules, built from a ModelConfig by one factory (which also builds
+torchvision's segmentation networks, for comparisons: torchvision_models.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch.nn as nn
+
 from ..config import load_config
 from .binary import ESTIMATORS, BinaryConv2d
 from .bisegunet import BiSegUNet, ModelConfig, binary_layers, set_binarized
+from .torchvision_models import PREFIX as TORCHVISION_PREFIX
+from .torchvision_models import TorchvisionConfig, build_torchvision_model
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
 
 
-def load_model_config(preset_or_path: str | Path, overrides: list[str] = ()) -> ModelConfig:
-    """A preset name (tiny, small, paper) or a YAML path, with key=value overrides."""
+def load_model_config(preset_or_path: str | Path, overrides: list[str] = ()) -> ModelConfig | TorchvisionConfig:
+    """A preset name (tiny, small, paper), a YAML path, with key=value overrides, or torchvision:<architecture>."""
+    if str(preset_or_path).startswith(TORCHVISION_PREFIX):
+        return load_config(None, TorchvisionConfig, [f"name={preset_or_path}", *overrides])
     path = Path(preset_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{preset_or_path}.yaml"
     return load_config(path, ModelConfig, overrides)
 
 
-def build_model(cfg: ModelConfig) -> BiSegUNet:
+def model_config_from_dict(values: dict) -> ModelConfig | TorchvisionConfig:
+    """The config a checkpoint recorded (asdict of either kind), rebuilt."""
+    if str(values.get("name", "")).startswith(TORCHVISION_PREFIX):
+        return TorchvisionConfig(**values)
+    return ModelConfig(**values)
+
+
+def build_model(cfg: ModelConfig | TorchvisionConfig) -> nn.Module:
     """The one factory that training, export and the profiler use."""
-    return BiSegUNet(cfg)
+    return build_torchvision_model(cfg) if isinstance(cfg, TorchvisionConfig) else BiSegUNet(cfg)
 
 
-__all__ = ["BiSegUNet", "BinaryConv2d", "ESTIMATORS", "ModelConfig", "binary_layers", "build_model",
-           "load_model_config", "set_binarized"]
+__all__ = ["BiSegUNet", "BinaryConv2d", "ESTIMATORS", "ModelConfig", "TORCHVISION_PREFIX", "TorchvisionConfig",
+           "binary_layers",
+           "build_model", "load_model_config", "model_config_from_dict", "set_binarized"]
