@@ -11,7 +11,6 @@ Writes bench/backends.json and bench/backends.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.machine import describe, fp32_gemm_gflops, markdown_header
+from bench.machine import describe, fp32_gemm_gflops, markdown_header, write_results
 from bisegunet_ros.backends import load_backend
 from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.pipeline import SegmentationPipeline
@@ -121,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               f"FP32 mIoU {100 * accuracy['fp32_miou']:.2f} %, INT8 mIoU {100 * accuracy['int8_miou']:.2f} % "
               f"({100 * (accuracy['int8_miou'] - accuracy['fp32_miou']):+.2f} points).", "",
               "No GPU was available to this run; TensorRT timings need the vehicle (JetPack).", ""]
-    (ROOT / "bench/backends.json").write_text(json.dumps(result, indent=2) + "\n")
-    (ROOT / "bench/backends.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    print(write_results(ROOT / "bench/backends", result, "\n".join(lines)))
     return 0
 
 

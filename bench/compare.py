@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import math
 import shlex
@@ -33,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from bench.backends import EVAL_SEED, timed
-from bench.machine import describe, markdown_header
+from bench.machine import describe, markdown_header, write_results
 from bisegunet_ros.backends import load_backend
 from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.pipeline import SegmentationPipeline
@@ -287,9 +286,7 @@ def main(argv: list[str] | None = None) -> int:
               "budget": asdict(budget), "difficulty": cfg.data.difficulty,
               "phase_boundaries": list(PhaseSchedule(budget.epochs, tuple(cfg.phase_fractions)).boundaries),
               "rows": rows, "minutes": (time.perf_counter() - started) / 60}
-    text = markdown(result)
-    (args.out / "RESULTS.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "RESULTS.md").write_text(text)
+    text = write_results(args.out / "RESULTS", result, markdown(result))
     plot(rows, f"{budget.latency[0][0]}x{budget.latency[0][1]}", args.out / "miou_vs_latency.png")
     print(text)
     return 0 if all(math.isfinite(r["miou"] or math.nan) for r in rows) else 1

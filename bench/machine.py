@@ -1,10 +1,12 @@
 """What a benchmark ran on, and how fast this machine multiplies matrices, for every bench/ report."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -55,3 +57,10 @@ def markdown_header(title: str, command: str, machine: dict) -> list[str]:
             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
             f"Python {machine['python']}, onnxruntime {machine['onnxruntime']}"
             + (f", torch {machine['torch']}" if "torch" in machine else "") + ".", ""]
+
+
+def write_results(stem: Path, result: dict, markdown: str) -> str:
+    """STEM.json and STEM.md, the two forms every benchmark leaves; returns the Markdown."""
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    return markdown

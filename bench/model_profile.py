@@ -4,11 +4,10 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from bench.machine import describe, markdown_header
+from bench.machine import describe, markdown_header, write_results
 from bisegunet_training.profile import profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +45,7 @@ def main() -> int:
             lines.append(f"| paper: BiSegUNet {precision} | {h}x{w} | {flops} | {memory} | {params} |")
     lines += ["", "Table 1's widths (our `paper` preset) give far more parameters than the 4.3 M / 6.7 M the "
               "paper reports; `small` is sized to the paper's 4.3 M (docs/model.md).", ""]
-    (ROOT / "bench/model_profile.md").write_text("\n".join(lines))
-    (ROOT / "bench/model_profile.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(lines))
+    print(write_results(ROOT / "bench/model_profile", results, "\n".join(lines)))
     return 0
 
 

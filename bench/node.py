@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import describe, markdown_header
+from bench.machine import describe, markdown_header, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 512, 1024
@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Overhead = end-to-end median minus the bare pipeline median: publishing, DDS transport both "
               "ways, deserialisation, the node's threads and the label message. The goal is at most 10 % of "
               "bare inference.", ""]
-    (ROOT / "bench/node.json").write_text(json.dumps(result, indent=2) + "\n")
-    (ROOT / "bench/node.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    print(write_results(ROOT / "bench/node", result, "\n".join(lines)))
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.machine import describe, markdown_header
+from bench.machine import describe, markdown_header, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "config/train/tiny_synthetic.yaml"
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Gap (float - binarized, best): **{gap:.2f} mIoU points**; the paper's gap is {PAPER_GAP} points "
               f"(its Table 3, Cityscapes, not measured here). Best = best validation mIoU once fully binary "
               "(phase 3) for the binarized run, over all epochs for the float run.", ""]
-    (ROOT / "bench/training.json").write_text(json.dumps({"runs": results, "gap_points": gap}, indent=2) + "\n")
-    (ROOT / "bench/training.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    print(write_results(ROOT / "bench/training", {"runs": results, "gap_points": gap}, "\n".join(lines)))
     return 0
 
 
