@@ -3,7 +3,7 @@
     python -m bench.compare              # trains six models, then measures them (about 40 min on 2 cores)
     python -m bench.compare --smoke --out DIR   # the same path at toy sizes, in about a minute (CI)
 
-Every model gets the same budget: the shipped model's recipe (config/train/tiny_synthetic.yaml:
+Every model gets the same budget: the paper's recipe (config/train/tiny_synthetic.yaml:
 synthetic street scenes, augmentation, loss, Adam and the phase-restarting cosine schedule) with
 the same epochs x iterations x batch at the same resolution. BiSegUNet tiny and small run float
 (binarize=false) and binarized (the three phases scaled to the budget); torchvision's LR-ASPP and

@@ -64,6 +64,16 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
 
 
+def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
+    """Distillation from the phase-1 float model and IR-Net standardisation (model_overrides)."""
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "iters_per_epoch=2", "distill_weight=1.0",
+                       "model_overrides=[weight_standardization=true]"]) == 0
+    history = rows(tmp_path / "ci")
+    assert "loss_distill" not in history[0] and history[1]["loss_distill"] >= 0   # the teacher exists from phase 2
+    state = load_checkpoint(tmp_path / "ci" / "last.pt")
+    assert state["model_config"]["weight_standardization"] is True and state["teacher"] is not None
+
+
 def test_float_model_learns_a_fixed_batch():
     from bisegunet_training.data import build_dataset
     from bisegunet_training.model import build_model, load_model_config
@@ -124,9 +134,11 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert ddp[0]["loss_total"] == pytest.approx(single[0]["loss_total"], rel=0.05)
 
 
-def test_unknown_config_key_is_refused(tmp_path, caplog):
-    assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochz=3"]) == 2
-    assert "unknown key epochz" in caplog.text
+@pytest.mark.parametrize("override, key", [("epochz=3", "epochz"),
+                                           ("model_overrides=[widht_multiplier=2]", "widht_multiplier")])
+def test_unknown_config_key_is_refused(tmp_path, caplog, override, key):
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", override]) == 2
+    assert f"unknown key {key}" in caplog.text
 
 
 @pytest.mark.parametrize("problem", ["missing directory", "image without mask", "mask ids outside table"])

@@ -94,7 +94,7 @@ class Trainer:
         if cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world} processes")
         seed_everything(cfg.seed + self.dist.rank)
-        self.model_config = load_model_config(cfg.model)
+        self.model_config = load_model_config(cfg.model, cfg.model_overrides)
         self.model = build_model(self.model_config).to(self.dist.device)
         self.layers = dict(binary_layers(self.model))          # name -> layer, shallowest first
         # a model without binary layers (torchvision's) is a float baseline whatever cfg.binarize says
@@ -234,7 +234,7 @@ class Trainer:
                    "binarized_fraction": count / max(len(self.order), 1), "lr": self.optimizer.param_groups[0]["lr"],
                    **{f"loss_{k}": v for k, v in losses.items()}, "val_miou": summary["miou"],
                    "val_mean_dice": summary["mean_dice"], "val_pixel_accuracy": summary["pixel_accuracy"],
-                   "seconds": time.perf_counter() - started}
+                   "seconds": time.perf_counter() - started, "threads": torch.get_num_threads()}
             if main:
                 runlog.epoch(row)
                 state = self.state(epoch)
