@@ -55,7 +55,8 @@ def train(labels: list[str], jobs: int) -> None:
         procs = []
         for slot, label in enumerate(labels[start:start + jobs]):
             cpus = cores[slot * share:(slot + 1) * share] or cores
-            log_path = ROOT / "runs" / f"{config(RUNS[label]).name}.log"
+            cfg = config(RUNS[label])
+            log_path = ROOT / cfg.out_dir / f"{cfg.name}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("w") as log:
                 procs.append((label, subprocess.Popen(

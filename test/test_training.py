@@ -74,6 +74,16 @@ def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
     assert state["model_config"]["weight_standardization"] is True and state["teacher"] is not None
 
 
+def test_training_bench_reports_the_options_each_row_ran_with():
+    from bench.training import RUNS, config, options
+
+    described = {label: options(config(overrides)) for label, overrides in RUNS.items()}
+    assert "IR-Net off" in described["paper"] and "distillation off" in described["paper"]
+    assert "phases 5/10/3" in described["paper"] and "phases 5/9/4" in described["irnet_phase3"]
+    assert "IR-Net on" in described["irnet"] and "distillation weight 1.0" in described["distill"]
+    assert "shallowest first" in described["irnet_shallow"] and described["float"].startswith("float")
+
+
 def test_float_model_learns_a_fixed_batch():
     from bisegunet_training.data import build_dataset
     from bisegunet_training.model import build_model, load_model_config
