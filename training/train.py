@@ -67,7 +67,9 @@ class Distributed:
         return tensor
 
     def close(self) -> None:
+        """Tear down together: a rank leaving while rank 0 still writes its files can abort in gloo."""
         if self.world > 1:
+            dist.barrier()
             dist.destroy_process_group()
 
 
