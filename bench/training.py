@@ -8,8 +8,9 @@ own core: twice the throughput, and a harder condition for the 20-minute bar tha
 
 Every row is config/train/tiny_synthetic.yaml with its overrides: the float baseline
 (binarize=false), the paper's recipe and the options beyond the paper that we measured (the
-shipped model is the irnet row). Each binarized row is compared with the float row against issue #4's bar: at most 20
-minutes and a gap of at most the paper's 4.1 points. Writes bench/training.md and bench/training.json.
+shipped model is the irnet row). Each binarized row is compared with the float row against
+issue #4's bar: at most 20 minutes and a gap of at most the paper's 4.1 points. Writes
+bench/training.md and bench/training.json.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def summary(cfg: TrainConfig) -> dict:
     rows = [json.loads(line) for line in metrics_path(cfg).read_text().splitlines()]
     fully_binary = [r for r in rows if r["binarized_fraction"] == 1]   # a float run has none: all epochs count
     return {"run": cfg.name, "options": options(cfg), "epochs": len(rows),
-            "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"), "final_miou": rows[-1]["val_miou"],
+            "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
+            "final_miou": rows[-1]["val_miou"],
             "best_miou": max(r["val_miou"] for r in fully_binary or rows),
             "phase_end_miou": {str(r["phase"]): r["val_miou"] for r in rows}}
 
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="rows trained at once, each on its own cores")
     parser.add_argument("--rows", nargs="+", choices=list(RUNS), default=list(RUNS), help="rows to train")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     if args.run:
         train(args.rows, args.jobs)
     missing = [label for label, overrides in RUNS.items() if not metrics_path(config(overrides)).is_file()]
@@ -127,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, overrides in RUNS.items():
         r = results[label]
         gap, bar = ("", "") if label == FLOAT else (f"{r['gap_points']:.2f}", "yes" if r["meets_bar"] else "no")
-        lines.append(f"| {label} | {r['options']} | `{shlex.join(command(overrides))}` | {r['threads']} | {r['minutes']:.1f} | "
-                     f"{100 * r['best_miou']:.2f} | {100 * r['final_miou']:.2f} | {gap} | {bar} |")
+        lines.append(f"| {label} | {r['options']} | `{shlex.join(command(overrides))}` | {r['threads']} | "
+                     f"{r['minutes']:.1f} | {100 * r['best_miou']:.2f} | {100 * r['final_miou']:.2f} | {gap} | {bar} |")
     lines += ["", f"Best = best validation mIoU once fully binary (phase 3) for a binarized run, over all epochs "
               f"for the float run. The paper's gap, {PAPER_GAP} points, is its Table 3 on Cityscapes, not "
               "measured here. Two runs of one command differ by about 0.7 points here (threads make them "
