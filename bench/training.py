@@ -56,8 +56,7 @@ def train(labels: list[str], jobs: int) -> None:
         procs = []
         for slot, label in enumerate(labels[start:start + jobs]):
             cpus = cores[slot * share:(slot + 1) * share] or cores
-            cfg = config(RUNS[label])
-            log_path = ROOT / cfg.out_dir / f"{cfg.name}.log"
+            log_path = Path(f"{run_dir(config(RUNS[label]))}.log")   # beside the run, whatever its name
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("w") as log:
                 procs.append((label, subprocess.Popen(
@@ -85,12 +84,12 @@ def options(cfg: TrainConfig) -> str:
             f"IR-Net {'on' if model.weight_standardization else 'off'}")
 
 
-def metrics_path(cfg: TrainConfig) -> Path:
-    return ROOT / cfg.out_dir / cfg.name / "metrics.jsonl"
+def run_dir(cfg: TrainConfig) -> Path:
+    return ROOT / cfg.out_dir / cfg.name
 
 
 def summary(cfg: TrainConfig) -> dict:
-    rows = [json.loads(line) for line in metrics_path(cfg).read_text().splitlines()]
+    rows = [json.loads(line) for line in (run_dir(cfg) / "metrics.jsonl").read_text().splitlines()]
     fully_binary = [r for r in rows if r["binarized_fraction"] == 1]   # a float run has none: all epochs count
     return {"run": cfg.name, "options": options(cfg), "epochs": len(rows),
             "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jobs must be at least 1")
     if args.run:
         train(args.rows, args.jobs)
-    missing = [label for label, overrides in RUNS.items() if not metrics_path(config(overrides)).is_file()]
+    missing = [label for label, overrides in RUNS.items() if not (run_dir(config(overrides)) / "metrics.jsonl").is_file()]
     if missing:
         sys.exit(f"no finished run for {', '.join(missing)}: train with --run --rows {' '.join(missing)}")
     results = {label: summary(config(overrides)) for label, overrides in RUNS.items()}
