@@ -77,3 +77,51 @@ def write_slow_onnx(path: Path, info: ModelInfo | None = None, layers: int = 12,
     helper.set_model_props(model, info.to_metadata())
     onnx.save(model, str(path))
     return path
+
+
+def write_pixels_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True, logits: bool = False,
+                      zero_point: np.ndarray | None = None) -> Path:
+    """The tiny model under the export contract of format 2: `pixels` uint8 NHWC in, `labels` and
+    `confidence` uint8 (N, H, W) out (and `logits` with `logits=True`); cast, normalisation and
+    layout are in the graph. `zero_point` (int8 or uint8 scalar) adds a Q/DQ pair on the
+    normalised input, making it a QDQ model.
+    """
+    info = info or tiny_info()
+    weight, bias = conv_weights(len(info.classes))
+    batch, h, w = ("N" if dynamic_batch else 1), info.input_height, info.input_width
+    mean = np.asarray(info.mean, np.float32).reshape(1, 3, 1, 1) * 255
+    std = np.asarray(info.std, np.float32).reshape(1, 3, 1, 1) * 255
+    consts = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B"),
+              numpy_helper.from_array(mean, "mean"), numpy_helper.from_array(std, "std"),
+              numpy_helper.from_array(np.array(255, np.float32), "full")]
+    nodes = [helper.make_node("Cast", ["pixels"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["f"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Sub", ["nchw", "mean"], ["centred"]),
+             helper.make_node("Div", ["centred", "std"], ["normalised"])]
+    conv_input = "normalised"
+    if zero_point is not None:
+        consts += [numpy_helper.from_array(np.array(0.05, np.float32), "scale"),
+                   numpy_helper.from_array(np.asarray(zero_point), "zero")]
+        nodes += [helper.make_node("QuantizeLinear", ["normalised", "scale", "zero"], ["q"]),
+                  helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"])]
+        conv_input = "dq"
+    nodes += [helper.make_node("Conv", [conv_input, "W", "B"], ["logits"]),
+              helper.make_node("ArgMax", ["logits"], ["ids"], axis=1, keepdims=0),
+              helper.make_node("Cast", ["ids"], ["labels"], to=TensorProto.UINT8),
+              helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+              helper.make_node("ReduceMax", ["probabilities"], ["peak"], axes=[1], keepdims=0),
+              helper.make_node("Mul", ["peak", "full"], ["scaled"]),
+              helper.make_node("Cast", ["scaled"], ["confidence"], to=TensorProto.UINT8)]
+    outputs = [helper.make_tensor_value_info("labels", TensorProto.UINT8, [batch, h, w]),
+               helper.make_tensor_value_info("confidence", TensorProto.UINT8, [batch, h, w])]
+    if logits:
+        outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, len(info.classes), h, w]))
+    graph = helper.make_graph(nodes, "tiny_pixels",
+                              [helper.make_tensor_value_info("pixels", TensorProto.UINT8, [batch, h, w, 3])],
+                              outputs, consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

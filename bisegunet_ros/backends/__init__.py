@@ -12,21 +12,24 @@ BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "tensorrt")
 
 
 def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision: str = "fp16",
-                 threads: int = 0) -> Backend:
+                 threads: int = 0, engine_cache_dir: str | os.PathLike | None = None) -> Backend:
     """Load `model_path` (the .onnx with metadata) on the named backend.
 
     "auto" takes TensorRT when it is importable and a GPU is present, otherwise ONNX Runtime;
-    the choice is logged. `precision` applies to TensorRT engines only.
+    the choice is logged. `precision` and `engine_cache_dir` (None: $ROS_HOME/bisegunet_engines)
+    apply to TensorRT engines only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend in ("auto", "tensorrt"):
-        from . import tensorrt_backend
+        from .tensorrt.availability import unavailable_reason
 
-        reason = tensorrt_backend.unavailable_reason()
+        reason = unavailable_reason()
         if reason is None:
+            from .tensorrt.backend import TensorRTBackend
+
             log.info("backend: tensorrt (%s)", precision)
-            return tensorrt_backend.TensorRTBackend(model_path, precision)
+            return TensorRTBackend(model_path, precision, engine_cache_dir=engine_cache_dir)
         if backend == "tensorrt":
             raise RuntimeError(f"backend 'tensorrt' asked for but not usable here: {reason}")
         log.info("backend: onnxruntime (tensorrt not used: %s)", reason)

@@ -1,17 +1,21 @@
-"""Which TensorRT engine may run: engines are keyed by TensorRT version, GPU and ONNX content.
+"""Which TensorRT engine may run, and where engines live.
 
-An engine is only valid for the TensorRT version and GPU that built it, and for the exact ONNX
-it came from. Each engine gets a JSON sidecar with that key; the runtime reuses an engine only
-when the sidecar matches what is running now, otherwise it rebuilds from the ONNX next to it or
-fails naming both files and the mismatch. It never runs a stale engine. Plain Python: the logic
-is tested on machines without TensorRT.
+An engine is only valid for the TensorRT version and GPU that built it, for the exact ONNX it
+came from, and for the batch range of its optimization profile. Each engine gets a JSON sidecar
+with that key; the runtime reuses an engine only when the sidecar matches what is running now,
+otherwise it rebuilds from the ONNX or fails naming both files and the mismatch. It never runs a
+stale engine. Engines live in a cache directory (default `$ROS_HOME/bisegunet_engines`, ROS_HOME
+being `~/.ros` when unset), never next to the model: on a colcon install the model sits in a
+read-only `share/`. Plain Python: the logic is tested on machines without TensorRT.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,10 +24,15 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
+CACHE_SUBDIR = "bisegunet_engines"
 
 
 class EngineMismatchError(RuntimeError):
     """A cached engine that does not fit this machine or this ONNX, and no way to rebuild it."""
+
+
+class EngineCacheError(RuntimeError):
+    """The engine cache directory cannot be created or written."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class EngineKey:
     compute_capability: str      # e.g. "8.7" for the AGX Orin
     precision: str
     onnx_sha256: str
+    batch_range: str             # the optimization profile's batch sizes, "min-max", e.g. "1-4"
 
     def mismatches(self, other: "EngineKey") -> list[str]:
         """Human-readable differences, `self` being the engine's and `other` what runs now."""
@@ -50,22 +60,47 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def default_cache_dir() -> Path:
+    """`$ROS_HOME/bisegunet_engines`, with ROS's own default for ROS_HOME (`~/.ros`)."""
+    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
+    return Path(ros_home) / CACHE_SUBDIR
+
+
+def prepare_cache_dir(directory: str | os.PathLike | None) -> Path:
+    """The cache directory (default when None or ""), created and checked writable.
+
+    Raises EngineCacheError naming the directory and the fix; the check writes a probe file,
+    because permission bits do not tell (a read-only mount, or root).
+    """
+    path = Path(directory).expanduser() if directory else default_cache_dir()
+    fix = "set engine_cache_dir (node parameter, or --engine-cache-dir) to a writable directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise EngineCacheError(f"engine cache directory {path} is not writable ({exc.strerror or exc}); "
+                               f"{fix}") from exc
+    return path
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
 
 
-def engine_path(onnx: Path, key: EngineKey) -> Path:
-    """`model.fp16.trt10.3.0.orin.engine` next to `model.onnx`: the name says what it is for."""
-    return onnx.with_name(f"{onnx.stem}.{key.precision}.trt{key.tensorrt_version}.{_slug(key.gpu_name)}.engine")
+def engine_path(cache_dir: Path, onnx: Path, key: EngineKey) -> Path:
+    """`model.fp16.b1-4.trt10.3.0.orin.engine`: the name says what it is for."""
+    return cache_dir / (f"{onnx.stem}.{key.precision}.b{key.batch_range}.trt{key.tensorrt_version}."
+                        f"{_slug(key.gpu_name)}.engine")
 
 
 def sidecar_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
-def timing_cache_path(onnx: Path, key: EngineKey) -> Path:
+def timing_cache_path(cache_dir: Path, onnx: Path, key: EngineKey) -> Path:
     """Layer timings are reusable across precisions and ONNX edits, not across TensorRT or GPUs."""
-    return onnx.with_name(f"{onnx.stem}.trt{key.tensorrt_version}.{_slug(key.gpu_name)}.timing-cache")
+    return cache_dir / f"{onnx.stem}.trt{key.tensorrt_version}.{_slug(key.gpu_name)}.timing-cache"
 
 
 def write_sidecar(engine: Path, key: EngineKey) -> Path:
@@ -86,12 +121,13 @@ def read_sidecar(engine: Path) -> EngineKey | None:
         return None
 
 
-def resolve_engine(onnx: Path, key: EngineKey, build: Callable[[Path, Path], None] | None) -> Path:
-    """Path of an engine valid for `key`, building it with `build(onnx, engine)` when needed.
+def resolve_engine(cache_dir: Path, onnx: Path, key: EngineKey,
+                   build: Callable[[Path, Path], None] | None) -> Path:
+    """Path of an engine in `cache_dir` valid for `key`, building it with `build(onnx, engine)` when needed.
 
     `build=None` forbids building: then anything but a matching engine raises EngineMismatchError.
     """
-    engine = engine_path(onnx, key)
+    engine = engine_path(cache_dir, onnx, key)
     recorded = read_sidecar(engine) if engine.is_file() else None
     if recorded == key:
         log.info("reusing engine %s", engine)
@@ -103,7 +139,8 @@ def resolve_engine(onnx: Path, key: EngineKey, build: Callable[[Path, Path], Non
         reason = "no engine built yet"
     if build is None:
         raise EngineMismatchError(f"engine {engine} cannot be used for {onnx}: {reason}. Rebuild it with "
-                                  f"`bisegunet-build-engine --onnx {onnx} --precision {key.precision}`.")
+                                  f"`bisegunet-build-engine --onnx {onnx} --precision {key.precision} "
+                                  f"--engine-cache-dir {cache_dir}`.")
     log.warning("building engine %s from %s (%s)", engine, onnx, reason)
     build(onnx, engine)
     write_sidecar(engine, key)
