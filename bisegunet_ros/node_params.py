@@ -24,9 +24,11 @@ class Spec:
 
 SPECS: dict[str, Spec] = {
     "model_path": Spec("", "ONNX model written by bisegunet-export (its metadata carries classes and input size); "
-                           "a TensorRT engine cached next to it is used when it matches"),
+                           "a TensorRT engine built from it is cached in engine_cache_dir"),
     "backend": Spec("auto", "inference backend; auto = TensorRT when usable, else ONNX Runtime", BACKENDS),
     "precision": Spec("fp16", "TensorRT engine precision", ("fp32", "fp16", "int8")),
+    "engine_cache_dir": Spec("", "directory for TensorRT engines, created on demand; '' = "
+                                 "$ROS_HOME/bisegunet_engines (ROS_HOME defaults to ~/.ros)"),
     "threads": Spec(0, "ONNX Runtime intra-op threads (0 = one per core)", range=(0, 256)),
     "cameras": Spec(["camera"], "camera namespaces: <ns>/image in, <ns>/segmentation/* out"),
     "transport": Spec("raw", "raw = <ns>/image (sensor_msgs/Image), compressed = <ns>/image/compressed "

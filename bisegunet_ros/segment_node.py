@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
@@ -29,6 +27,7 @@ from .backends import load_backend
 from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
 from .model_info import ModelError
 from .msg import ClassMasks, SegmentationInfo
+from .node_stats import NodeStats
 from .pipeline import Segmentation, SegmentationPipeline
 
 OUTPUTS = ("label", "color", "overlay", "class_masks", "confidence", "info")
@@ -41,23 +40,6 @@ OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)  # rviz
 WARN_PERIOD_S = 5.0
 
 
-@dataclass
-class Camera:
-    """One camera's subscription, publishers, newest waiting frame and counters."""
-
-    namespace: str
-    publishers: dict
-    pending: Image | CompressedImage | None = None
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    last_frame: float = field(default_factory=time.monotonic)
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
-    done_at: deque = field(default_factory=lambda: deque(maxlen=300))
-    outputs: tuple = ()
-
-
 def _topic(namespace: str, name: str) -> str:
     return f"{namespace.rstrip('/')}/{name}" if namespace else name
 
@@ -66,26 +48,26 @@ class SegmentNode(Node):
     def __init__(self, **kwargs):
         super().__init__("segment_node", **kwargs)
         self.params = p = node_params.declare(self)
-        backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"])
+        backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"])
         classes = backend.info.classes
         self.mask_ids = classes.resolve(p["mask_classes"])
         self.pipeline = SegmentationPipeline(backend, p["output_resolution"], tuple(classes.resolve(p["class_filter"])),
                                              p["background_id"])
         self.label_encoding = "mono8" if self.pipeline.label_dtype == np.uint8 else "mono16"
         self.model_name = backend.info.name or p["model_path"]
-        self.cameras = [self._add_camera(ns) for ns in p["cameras"]]
+        self.stats = NodeStats(p["cameras"])
+        self.publishers_of = {ns: self._add_camera(ns) for ns in p["cameras"]}
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._wake = threading.Condition()
-        self._stop = False
         self._worker = threading.Thread(target=self._work, name="segmentation", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"model {p['model_path']} on {backend.name} ({backend.precision}), network "
             f"{backend.info.input_width}x{backend.info.input_height}, {len(classes)} classes, cameras "
-            f"{[c.namespace for c in self.cameras]} ({p['transport']})")
+            f"{list(self.publishers_of)} ({p['transport']})")
 
-    def _add_camera(self, namespace: str) -> Camera:
+    def _add_camera(self, namespace: str) -> dict:
+        """Publishers of one camera's outputs, by output name; subscribes to its images."""
         out = _topic(namespace, "segmentation")
         publishers = {
             "label": self.create_publisher(Image, f"{out}/label", OUTPUT_QOS),
@@ -95,36 +77,20 @@ class SegmentNode(Node):
             "confidence": self.create_publisher(Image, f"{out}/confidence", OUTPUT_QOS),
             "info": self.create_publisher(SegmentationInfo, f"{out}/info", OUTPUT_QOS),
         }
-        camera = Camera(namespace, publishers)
         compressed = self.params["transport"] == "compressed"
         self.create_subscription(CompressedImage if compressed else Image,
                                  _topic(namespace, "image/compressed" if compressed else "image"),
-                                 lambda msg: self._on_frame(camera, msg), INPUT_QOS[self.params["input_qos"]])
-        return camera
+                                 lambda msg: self.stats.offer(namespace, msg), INPUT_QOS[self.params["input_qos"]])
+        return publishers
 
-    # Callbacks stay thin: keep the newest frame, wake the worker.
-
-    def _on_frame(self, camera: Camera, msg) -> None:
-        with self._wake:
-            if camera.pending is not None:
-                camera.dropped += 1
-            camera.pending = msg
-            camera.received += 1
-            camera.last_frame = time.monotonic()
-            self._wake.notify()
+    # The worker: takes the newest frame of every camera, segments them in one call, publishes.
 
     def _work(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._stop or any(c.pending is not None for c in self.cameras))
-                if self._stop:
-                    return
-                taken = [(c, c.pending) for c in self.cameras if c.pending is not None]
-                for camera, _ in taken:
-                    camera.pending = None
+        while (taken := self.stats.take()) is not None:
             try:
                 self._segment(taken)
-            except Exception as exc:  # a backend failure must not kill the worker: report and go on
+            except Exception as exc:  # a failure must not kill the worker: count it, report it, go on
+                self.stats.record_failed([camera for camera, _ in taken], repr(exc))
                 self.get_logger().error(f"segmentation failed: {exc!r}", throttle_duration_sec=WARN_PERIOD_S)
 
     def _segment(self, taken: list) -> None:
@@ -132,40 +98,43 @@ class SegmentNode(Node):
         jobs = []
         for camera, msg in taken:
             wanted = tuple(name for name in OUTPUTS if self._wants(camera, name))
-            camera.outputs = wanted
+            self.stats.set_outputs(camera, wanted)
             if not wanted:
                 continue  # nobody listens: no work
             t0 = time.perf_counter()
             try:
                 rgb = self._decode(msg)
             except ImageDecodeError as exc:
-                camera.rejected += 1
-                self.get_logger().warning(f"{camera.namespace}: frame rejected: {exc}",
-                                          throttle_duration_sec=WARN_PERIOD_S)
+                self.stats.record_rejected(camera)
+                self.get_logger().warning(f"{camera}: frame rejected: {exc}", throttle_duration_sec=WARN_PERIOD_S)
                 continue
             jobs.append((camera, msg, rgb, wanted, (time.perf_counter() - t0) * 1e3))
         if not jobs:
             return
-        results = self.pipeline.run([j[2] for j in jobs], want_confidence=any("confidence" in j[3] for j in jobs),
-                                    decode_ms=[j[4] for j in jobs])
+        try:
+            results = self.pipeline.run([j[2] for j in jobs],
+                                        want_confidence=any("confidence" in j[3] for j in jobs),
+                                        decode_ms=[j[4] for j in jobs])
+        except Exception as exc:  # the backend failed: nothing is published for these frames
+            self.stats.record_failed([j[0] for j in jobs], f"{type(exc).__name__}: {exc}")
+            self.get_logger().error(f"inference failed: {exc}", throttle_duration_sec=WARN_PERIOD_S)
+            return
         for (camera, msg, rgb, wanted, _), result in zip(jobs, results):
-            camera.processed += 1
+            self.stats.record_processed(camera, (time.perf_counter() - started) * 1e3)
             self._publish(camera, msg.header, rgb, wanted, result)
-            camera.latencies_ms.append((time.perf_counter() - started) * 1e3)
-            camera.done_at.append(time.monotonic())
 
-    def _wants(self, camera: Camera, output: str) -> bool:
+    def _wants(self, camera: str, output: str) -> bool:
         if output == "confidence" and not self.params["publish_confidence"]:
             return False
-        return camera.publishers[output].get_subscription_count() > 0
+        return self.publishers_of[camera][output].get_subscription_count() > 0
 
     def _decode(self, msg) -> np.ndarray:
         if isinstance(msg, CompressedImage):
             return decode_compressed(msg.format, msg.data)
         return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
 
-    def _publish(self, camera: Camera, header, rgb: np.ndarray, wanted: tuple, result: Segmentation) -> None:
-        pubs, labels = camera.publishers, result.labels
+    def _publish(self, camera: str, header, rgb: np.ndarray, wanted: tuple, result: Segmentation) -> None:
+        pubs, labels = self.publishers_of[camera], result.labels
         if "label" in wanted:
             pubs["label"].publish(_image(header, labels, self.label_encoding))
         if "color" in wanted:
@@ -183,47 +152,53 @@ class SegmentNode(Node):
         if "info" in wanted:
             pubs["info"].publish(self._info(camera, header, rgb, result))
 
-    def _info(self, camera: Camera, header, rgb: np.ndarray, result: Segmentation) -> SegmentationInfo:
-        backend, times = self.pipeline.backend, result.times
+    def _info(self, camera: str, header, rgb: np.ndarray, result: Segmentation) -> SegmentationInfo:
+        backend, times, counts = self.pipeline.backend, result.times, self.stats.snapshot(camera)
         return SegmentationInfo(
             header=header, model_name=self.model_name, backend=backend.name, precision=backend.precision,
             input_width=rgb.shape[1], input_height=rgb.shape[0],
             network_width=self.pipeline.network_size[1], network_height=self.pipeline.network_size[0],
             decode_ms=times.decode_ms, preprocess_ms=times.preprocess_ms, inference_ms=times.inference_ms,
             postprocess_ms=times.postprocess_ms, total_ms=times.total_ms,
-            frames_received=camera.received, frames_processed=camera.processed,
-            frames_dropped=camera.dropped, frames_rejected=camera.rejected,
+            frames_received=counts.received, frames_processed=counts.processed,
+            frames_dropped=counts.dropped, frames_rejected=counts.rejected, frames_failed=counts.failed,
             class_names=list(self.pipeline.classes.names),
             class_fractions=self.pipeline.class_fractions(result.labels).tolist())
 
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        for camera in self.cameras:
-            recent = [t for t in camera.done_at if now - t <= 5.0]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            latencies = np.asarray(camera.latencies_ms) if camera.latencies_ms else np.zeros(1)
-            stale = now - camera.last_frame > self.params["stale_timeout"]
-            status = DiagnosticStatus(
-                level=DiagnosticStatus.WARN if stale else DiagnosticStatus.OK,
-                name=f"bisegunet_ros: {camera.namespace or '/'}", hardware_id=self.model_name,
-                message=f"no frame for {now - camera.last_frame:.1f} s" if stale else "segmenting")
-            values = {
-                "fps": f"{fps:.2f}", "latency_p50_ms": f"{np.percentile(latencies, 50):.2f}",
-                "latency_p99_ms": f"{np.percentile(latencies, 99):.2f}", "received": camera.received,
-                "processed": camera.processed, "dropped": camera.dropped, "rejected": camera.rejected,
-                "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
-                "model": self.model_name, "outputs": ",".join(camera.outputs),
-            }
-            status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-            array.status.append(status)
-        self.diagnostics.publish(array)
+        """One status per camera: ERROR while inference fails, WARN when frames stop, else OK.
+
+        Runs in a timer: an exception here would leave spin() and end the node, so none escapes.
+        """
+        try:
+            array = DiagnosticArray()
+            array.header.stamp = self.get_clock().now().to_msg()
+            array.status = [self._status(camera) for camera in self.publishers_of]
+            self.diagnostics.publish(array)
+        except Exception as exc:
+            self.get_logger().error(f"diagnostics failed: {exc!r}", throttle_duration_sec=WARN_PERIOD_S)
+
+    def _status(self, camera: str) -> DiagnosticStatus:
+        s = self.stats.snapshot(camera)
+        status = DiagnosticStatus(name=f"bisegunet_ros: {camera or '/'}", hardware_id=self.model_name)
+        if s.failing:
+            status.level, status.message = DiagnosticStatus.ERROR, f"inference failing: {s.last_error}"
+        elif s.seconds_since_frame > self.params["stale_timeout"]:
+            status.level, status.message = DiagnosticStatus.WARN, f"no frame for {s.seconds_since_frame:.1f} s"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "segmenting"
+        values = {
+            "fps": f"{s.fps:.2f}", "latency_p50_ms": f"{s.latency_p50_ms:.2f}",
+            "latency_p99_ms": f"{s.latency_p99_ms:.2f}", "received": s.received, "processed": s.processed,
+            "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "last_error": s.last_error,
+            "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
+            "model": self.model_name, "outputs": ",".join(s.outputs),
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        return status
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify()
+        self.stats.close()
         self._worker.join(timeout=5.0)
         super().destroy_node()
 
