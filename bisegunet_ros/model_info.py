@@ -78,14 +78,3 @@ class ModelInfo:
             )
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: malformed bisegunet metadata: {exc}") from exc
-
-    @classmethod
-    def from_onnx(cls, path) -> "ModelInfo":
-        """The metadata of the ONNX file at `path` (weights not loaded); ModelError naming the file."""
-        import onnx
-
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
-            raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from exc
-        return cls.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))

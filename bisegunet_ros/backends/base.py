@@ -2,20 +2,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..model_info import ModelInfo
-
-
-@dataclass
-class InferenceOutputs:
-    """What a model gives for N frames (the contract of the exported ONNX, format 2)."""
-
-    labels: np.ndarray                 # uint8 (N, H, W), class ids
-    confidence: np.ndarray             # uint8 (N, H, W), max softmax probability x 255
-    logits: np.ndarray | None = None   # float32 (N, C, H, W), only for models exported with --logits
 
 
 class Backend(ABC):
@@ -43,12 +33,3 @@ class Backend(ABC):
                              f"got {batch.dtype} {batch.shape}")
         if not 1 <= batch.shape[0] <= self.max_batch:
             raise ValueError(f"{self.name}: batch of {batch.shape[0]} frames; this model takes 1 to {self.max_batch}")
-
-    def check_pixels(self, pixels: np.ndarray) -> None:
-        """Raise ValueError naming the expected shape and dtype when `pixels` (uint8 NHWC) does not fit."""
-        expected = (self.info.input_height, self.info.input_width, 3)
-        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != expected:
-            raise ValueError(f"{self.name}: input must be uint8 (N, {', '.join(map(str, expected))}), "
-                             f"got {pixels.dtype} {pixels.shape}")
-        if not 1 <= pixels.shape[0] <= self.max_batch:
-            raise ValueError(f"{self.name}: batch of {pixels.shape[0]} frames; this model takes 1 to {self.max_batch}")
