@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
@@ -15,6 +17,8 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 import pytest  # noqa: E402
 
 from ros_process import RosProcess  # noqa: E402
+
+DOUBLES = Path(__file__).parent / "doubles"   # contract test doubles of tensorrt and pycuda
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,3 +58,20 @@ def rclpy_node():
     yield node
     node.destroy_node()
     rclpy.shutdown(context=context)
+
+
+def _forget_doubles() -> None:
+    for name in list(sys.modules):
+        if name in ("tensorrt", "pycuda", "simulated_gpu") or name.startswith("pycuda."):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def tensorrt_doubles(monkeypatch):
+    """`tensorrt` and `pycuda` importable as their contract test doubles (test/doubles), for one test."""
+    monkeypatch.syspath_prepend(str(DOUBLES))
+    for name in ("TENSORRT_DOUBLE_CONTROL", "TENSORRT_DOUBLE_LOG", "TENSORRT_DOUBLE_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    _forget_doubles()
+    yield DOUBLES
+    _forget_doubles()

@@ -93,7 +93,7 @@ class TensorRTBackend(Backend):
 
     def infer(self, pixels: np.ndarray) -> InferenceOutputs:
         """Outputs for the N frames of `pixels` (uint8, N x H x W x 3); copies only those N frames."""
-        self.check_pixels(pixels)
+        self.check_batch(pixels)
         n = pixels.shape[0]
         with self.cuda.current("TensorRT inference") as cuda:
             if not self.context.set_input_shape(INPUT, pixels.shape):

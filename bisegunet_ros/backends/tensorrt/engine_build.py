@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...model_info import ModelError
+from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
 from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path, prepare_cache_dir, resolve_engine,
@@ -26,30 +26,32 @@ from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path,
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
 class OnnxFacts:
-    """What the engine build needs to know about the ONNX graph before TensorRT sees it."""
+    """What the engine build needs to know about the ONNX model before TensorRT sees it."""
 
     input_name: str
     batch: int | None      # fixed batch size, None when the batch dimension is dynamic
-    quantized: bool        # has QuantizeLinear/DequantizeLinear nodes (explicit INT8)
+    quantized: bool        # the QDQ model of bisegunet-quantize (explicit INT8)
 
 
 def inspect_onnx(onnx: Path) -> OnnxFacts:
-    """Read the graph's first input and whether it is a QDQ model (no weights loaded)."""
-    import onnx as onnx_lib
+    """Input name and batch size (read by ONNX Runtime, a runtime dependency; the onnx package is not)
+    and whether it is the QDQ model (bisegunet-quantize records precision int8 in the metadata)."""
+    import onnxruntime as ort
 
+    info = ModelInfo.from_onnx(onnx)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        graph = onnx_lib.load(str(onnx), load_external_data=False).graph
-        tensor = graph.input[0]
-    except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
+        tensor = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"]).get_inputs()[0]
+    except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
         raise ModelError(f"{onnx}: not a loadable ONNX model ({exc})") from exc
-    first = tensor.type.tensor_type.shape.dim[0]
-    return OnnxFacts(tensor.name, first.dim_value if first.HasField("dim_value") else None,
-                     any(node.op_type in QDQ_OPS for node in graph.node))
+    batch = tensor.shape[0]
+    return OnnxFacts(tensor.name, batch if isinstance(batch, int) and batch > 0 else None,
+                     info.extra.get("precision") == "int8")
 
 
 def batch_range(facts: OnnxFacts, max_batch: int) -> tuple[int, int]:
@@ -65,7 +67,7 @@ def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and not facts.quantized:
         raise ModelError(f"{onnx}: precision int8 needs the QDQ model written by bisegunet-quantize "
-                         "(explicit quantization); this ONNX has no QuantizeLinear/DequantizeLinear nodes")
+                         "(explicit quantization); this ONNX is not one (its metadata has no precision int8)")
     if facts.quantized and precision != "int8":
         raise ModelError(f"{onnx}: this is a QDQ (INT8) model; build it with precision int8, or give the "
                          f"float model for {precision}")

@@ -1,0 +1,197 @@
+"""The TensorRT backend against the contract test doubles of tensorrt and pycuda (test/doubles).
+
+The doubles follow the documented semantics the backend depends on (a CUDA context is current
+only on the thread that pushed it; TensorRT reports failures by return value; engines expose the
+named-tensor API and their optimization profile), and the double engine really computes the
+network (with ONNX Runtime), so outputs are compared with ONNX Runtime's. The same test with the
+real libraries is test_engine_cache.py::test_tensorrt_engine_matches_onnxruntime (vehicle only).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from bisegunet_ros.backends import load_backend
+from bisegunet_ros.model_info import ModelError, PREFIX
+from tiny_onnx import tiny_info, write_tiny_onnx
+
+H, W = 32, 64
+
+
+@pytest.fixture
+def onnx_model(tmp_path):
+    return write_tiny_onnx(tmp_path / "model.onnx", tiny_info(H, W), logits=True)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "engines"
+
+
+def pixels(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, H, W, 3), dtype=np.uint8)
+
+
+def backend(tensorrt_doubles, model: Path, cache: Path, precision: str = "fp16", max_batch: int = 4):
+    from bisegunet_ros.backends.tensorrt.backend import TensorRTBackend
+
+    return TensorRTBackend(model, precision, max_batch=max_batch, engine_cache_dir=cache)
+
+
+def with_qdq(src: Path, dst: Path, zero_point: np.ndarray) -> Path:
+    """`src` with a Q/DQ pair in front of its first convolution, recorded as precision int8."""
+    model = onnx.load(str(src))
+    index, conv = next((i, n) for i, n in enumerate(model.graph.node) if n.op_type == "Conv")
+    model.graph.initializer.extend([numpy_helper.from_array(np.array(0.05, np.float32), "qdq_scale"),
+                                   numpy_helper.from_array(zero_point, "qdq_zero")])
+    pair = [helper.make_node("QuantizeLinear", [conv.input[0], "qdq_scale", "qdq_zero"], ["qdq_q"]),
+            helper.make_node("DequantizeLinear", ["qdq_q", "qdq_scale", "qdq_zero"], ["qdq_dq"])]
+    conv.input[0] = "qdq_dq"
+    for node in reversed(pair):
+        model.graph.node.insert(index, node)
+    props = {p.key: p.value for p in model.metadata_props}
+    props[PREFIX + "precision"] = '"int8"'
+    helper.set_model_props(model, props)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_tensorrt_infer_on_another_thread_equals_onnxruntime(tensorrt_doubles, onnx_model, cache):
+    trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+    expected = load_backend(onnx_model, "onnxruntime").infer(pixels(3))
+    got = {}
+    worker = threading.Thread(target=lambda: got.update(out=trt_backend.infer(pixels(3))), name="segmentation")
+    worker.start()
+    worker.join(60)
+    out = got["out"]
+    np.testing.assert_array_equal(out.labels, expected.labels)
+    np.testing.assert_array_equal(out.confidence, expected.confidence)
+    np.testing.assert_allclose(out.logits, expected.logits, rtol=1e-5, atol=1e-5)
+    assert out.labels.dtype == np.uint8 and out.labels.shape == (3, H, W)
+
+
+def test_tensorrt_leaves_no_context_current_and_a_call_without_one_is_a_clear_error(tensorrt_doubles, onnx_model,
+                                                                                     cache):
+    import pycuda.driver as cuda
+    import simulated_gpu
+
+    from bisegunet_ros.backends.tensorrt.cuda_context import CudaError, driver_errors
+
+    trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+    trt_backend.infer(pixels(1))
+    assert simulated_gpu.current() is None          # pushed for the calls, popped after
+    with pytest.raises(CudaError, match="no CUDA context is current on thread 'MainThread'"):
+        with driver_errors("copying a frame"):
+            cuda.mem_alloc(16)
+    trt_backend.close()
+    with pytest.raises(CudaError, match="released"):
+        trt_backend.infer(pixels(1))
+
+
+def test_tensorrt_copies_only_the_frames_of_the_batch(tensorrt_doubles, onnx_model, cache, monkeypatch):
+    import pycuda.driver as cuda
+
+    trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+    copied = []
+    for name in ("memcpy_htod_async", "memcpy_dtoh_async"):
+        real = getattr(cuda, name)
+        monkeypatch.setattr(cuda, name, lambda dst, src, stream=None, _real=real, _name=name: (
+            copied.append((_name, (src if _name.endswith("htod_async") else dst).nbytes)), _real(dst, src, stream))[1])
+    trt_backend.infer(pixels(1))
+    assert trt_backend.max_batch == 4
+    frame = H * W
+    assert sorted(copied) == sorted([("memcpy_htod_async", frame * 3), ("memcpy_dtoh_async", frame),
+                                     ("memcpy_dtoh_async", frame), ("memcpy_dtoh_async", frame * 19 * 4)])
+
+
+def test_tensorrt_max_batch_is_the_engine_profiles_and_keys_the_engine(tensorrt_doubles, onnx_model, cache, tmp_path):
+    two = backend(tensorrt_doubles, onnx_model, cache, max_batch=2)
+    assert two.max_batch == 2
+    with pytest.raises(ValueError, match="takes 1 to 2"):
+        two.infer(pixels(3))
+    four = backend(tensorrt_doubles, onnx_model, cache, max_batch=4)
+    assert four.max_batch == 4
+    engines = sorted(p.name for p in cache.glob("*.engine"))
+    assert [e.split(".")[2] for e in engines] == ["b1-2", "b1-4"]
+    fixed = write_tiny_onnx(tmp_path / "fixed.onnx", tiny_info(H, W), dynamic_batch=False)
+    assert backend(tensorrt_doubles, fixed, cache, max_batch=4).max_batch == 1
+
+
+@pytest.mark.parametrize("call", ["set_input_shape", "execute"])
+def test_tensorrt_refused_call_raises_and_never_returns_the_previous_outputs(tensorrt_doubles, onnx_model, cache,
+                                                                             tmp_path, monkeypatch, call):
+    from bisegunet_ros.backends.tensorrt.backend import TensorRTError
+
+    trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+    trt_backend.infer(pixels(2, seed=1))
+    control = tmp_path / "control"
+    control.write_text(call + "\n")
+    monkeypatch.setenv("TENSORRT_DOUBLE_CONTROL", str(control))
+    with pytest.raises(TensorRTError, match=call):
+        trt_backend.infer(pixels(2, seed=2))
+    control.write_text("")
+    expected = load_backend(onnx_model, "onnxruntime").infer(pixels(2, seed=3))
+    np.testing.assert_array_equal(trt_backend.infer(pixels(2, seed=3)).labels, expected.labels)
+
+
+def test_tensorrt_engine_that_does_not_deserialize_is_a_clear_error(tensorrt_doubles, onnx_model, cache):
+    backend(tensorrt_doubles, onnx_model, cache).close()
+    (engine,) = cache.glob("*.engine")
+    engine.write_bytes(b"not an engine")        # the sidecar still matches: only deserialization can tell
+    with pytest.raises(ModelError, match="could not deserialize it; delete it"):
+        backend(tensorrt_doubles, onnx_model, cache)
+
+
+def test_tensorrt_before_10_is_refused_and_auto_falls_back(tensorrt_doubles, onnx_model, cache, monkeypatch):
+    monkeypatch.setenv("TENSORRT_DOUBLE_VERSION", "8.6.2")
+    with pytest.raises(RuntimeError, match=r"TensorRT 8\.6\.2 is too old.*JetPack 6\.1"):
+        load_backend(onnx_model, "tensorrt", engine_cache_dir=cache)
+    assert load_backend(onnx_model, "auto", engine_cache_dir=cache).name == "onnxruntime-cpu"
+
+
+def test_tensorrt_int8_engine_is_built_from_the_symmetric_qdq_model(tensorrt_doubles, onnx_model, cache, tmp_path):
+    qdq = with_qdq(onnx_model, tmp_path / "model.int8.onnx", np.array(0, np.int8))
+    trt_backend = backend(tensorrt_doubles, qdq, cache, precision="int8")
+    expected = load_backend(qdq, "onnxruntime").infer(pixels(2))
+    np.testing.assert_array_equal(trt_backend.infer(pixels(2)).labels, expected.labels)
+    with pytest.raises(ModelError, match="bisegunet-quantize"):
+        backend(tensorrt_doubles, onnx_model, cache, precision="int8")
+    with pytest.raises(ModelError, match="build it with precision int8"):
+        backend(tensorrt_doubles, qdq, cache, precision="fp16")
+
+
+def test_tensorrt_parser_errors_are_reported(tensorrt_doubles, onnx_model, cache, tmp_path):
+    asymmetric = with_qdq(onnx_model, tmp_path / "asym.int8.onnx", np.array(128, np.uint8))
+    with pytest.raises(ModelError, match="TensorRT could not parse it: .*symmetric"):
+        backend(tensorrt_doubles, asymmetric, cache, precision="int8")
+
+
+def test_tensorrt_engines_go_to_ros_home_never_next_to_the_model(tensorrt_doubles, onnx_model, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
+    backend(tensorrt_doubles, onnx_model, None)
+    assert len(list((tmp_path / "ros_home" / "bisegunet_engines").glob("*.engine"))) == 1
+    assert sorted(p.name for p in onnx_model.parent.iterdir()) == ["model.onnx", "ros_home"]
+
+
+def test_tensorrt_unwritable_cache_dir_is_a_clear_error(tensorrt_doubles, onnx_model, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(RuntimeError, match=r"engine cache directory .*a_file/engines is not writable.*engine_cache_dir"):
+        backend(tensorrt_doubles, onnx_model, blocker / "engines")
+
+
+def test_build_engine_cli_writes_into_the_cache_dir_and_fails_in_one_line(tensorrt_doubles, onnx_model, tmp_path,
+                                                                         capsys, caplog):
+    from bisegunet_ros.backends.tensorrt.engine_build import main
+
+    assert main(["--onnx", str(onnx_model), "--engine-cache-dir", str(tmp_path / "cli"), "--max-batch", "2"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith(str(tmp_path / "cli")) and ".fp16.b1-2." in printed and Path(printed).is_file()
+    assert main(["--onnx", str(onnx_model), "--precision", "int8", "--engine-cache-dir", str(tmp_path / "cli")]) == 1
+    assert "bisegunet-quantize" in caplog.text
