@@ -195,3 +195,19 @@ def test_build_engine_cli_writes_into_the_cache_dir_and_fails_in_one_line(tensor
     assert printed.startswith(str(tmp_path / "cli")) and ".fp16.b1-2." in printed and Path(printed).is_file()
     assert main(["--onnx", str(onnx_model), "--precision", "int8", "--engine-cache-dir", str(tmp_path / "cli")]) == 1
     assert "bisegunet-quantize" in caplog.text
+
+
+def test_gpu_cuda_plumbing_bench_passes_on_the_pycuda_double(tensorrt_doubles, tmp_path):
+    """bench/gpu_cuda_plumbing.py is run on a real GPU by hand; here it must at least run and pass its checks."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "bench" / "gpu_cuda_plumbing.py"
+    env = {**os.environ, "PYTHONPATH": str(tensorrt_doubles)}
+    done = subprocess.run([sys.executable, str(script), "--height", "16", "--width", "32", "--repeats", "3"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["passed"] and "no-context" in summary["no_context_error"]

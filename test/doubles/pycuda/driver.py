@@ -13,6 +13,11 @@ def init(flags: int = 0) -> None:
     _initialised = True
 
 
+def get_driver_version() -> int:
+    """cuDriverGetVersion: 1000 * major + 10 * minor."""
+    return 12060
+
+
 def _require_init(call: str) -> None:
     if not _initialised:
         raise LogicError(f"{call} failed: initialization error (call pycuda.driver.init() first)")
@@ -74,7 +79,8 @@ class Context:
         if self.simulated in gpu.stack():
             gpu.stack().remove(self.simulated)
 
-    def synchronize(self) -> None:
+    @staticmethod
+    def synchronize() -> None:
         gpu.require_context("cuCtxSynchronize")
 
     def __eq__(self, other: object) -> bool:
