@@ -98,15 +98,23 @@ def test_tensorrt_copies_only_the_frames_of_the_batch(tensorrt_doubles, onnx_mod
 
     trt_backend = backend(tensorrt_doubles, onnx_model, cache)
     copied = []
-    for name in ("memcpy_htod_async", "memcpy_dtoh_async"):
-        real = getattr(cuda, name)
-        monkeypatch.setattr(cuda, name, lambda dst, src, stream=None, _real=real, _name=name: (
-            copied.append((_name, (src if _name.endswith("htod_async") else dst).nbytes)), _real(dst, src, stream))[1])
+    htod, dtoh = cuda.memcpy_htod_async, cuda.memcpy_dtoh_async
+
+    def recorded_htod(dest, src, stream=None):
+        copied.append(("to device", src.nbytes))
+        htod(dest, src, stream)
+
+    def recorded_dtoh(dest, src, stream=None):
+        copied.append(("to host", dest.nbytes))
+        dtoh(dest, src, stream)
+
+    monkeypatch.setattr(cuda, "memcpy_htod_async", recorded_htod)
+    monkeypatch.setattr(cuda, "memcpy_dtoh_async", recorded_dtoh)
     trt_backend.infer(pixels(1))
     assert trt_backend.max_batch == 4
-    frame = H * W
-    assert sorted(copied) == sorted([("memcpy_htod_async", frame * 3), ("memcpy_dtoh_async", frame),
-                                     ("memcpy_dtoh_async", frame), ("memcpy_dtoh_async", frame * 19 * 4)])
+    frame = H * W     # labels and confidence: 1 byte per pixel; logits: 19 classes x float32
+    assert sorted(copied) == sorted([("to device", frame * 3), ("to host", frame), ("to host", frame),
+                                     ("to host", frame * 19 * 4)])
 
 
 def test_tensorrt_max_batch_is_the_engine_profiles_and_keys_the_engine(tensorrt_doubles, onnx_model, cache, tmp_path):
