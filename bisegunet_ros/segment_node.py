@@ -47,6 +47,7 @@ def _topic(namespace: str, name: str) -> str:
 class SegmentNode(Node):
     def __init__(self, **kwargs):
         super().__init__("segment_node", **kwargs)
+        self._worker: threading.Thread | None = None  # destroy_node may run on a node whose start failed
         self.params = p = node_params.declare(self)
         backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"])
         classes = backend.info.classes
@@ -198,8 +199,9 @@ class SegmentNode(Node):
         return status
 
     def destroy_node(self) -> None:
-        self.stats.close()
-        self._worker.join(timeout=5.0)
+        if self._worker is not None:
+            self.stats.close()
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -29,6 +29,11 @@ DOUBLES = Path(__file__).parent / "doubles"
 H, W = 48, 80
 
 
+def with_doubles() -> str:
+    """PYTHONPATH for a child process that imports the tensorrt and pycuda doubles."""
+    return os.pathsep.join(p for p in (str(DOUBLES), os.environ.get("PYTHONPATH", "")) if p)
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """(client, process, control file, execution log, ONNX Runtime pipeline for the expected labels)."""
@@ -36,8 +41,7 @@ def node(tmp_path_factory):
     model = write_tiny_onnx(tmp / "tiny.onnx", tiny_info(32, 64))
     control, log = tmp / "control", tmp / "executions"
     control.write_text("")
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(DOUBLES), os.environ.get("PYTHONPATH", "")) if p),
-           "TENSORRT_DOUBLE_CONTROL": str(control), "TENSORRT_DOUBLE_LOG": str(log)}
+    env = {"PYTHONPATH": with_doubles(), "TENSORRT_DOUBLE_CONTROL": str(control), "TENSORRT_DOUBLE_LOG": str(log)}
     cmd = [sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args"]
     for param in (f"model_path:={model}", "backend:=tensorrt", f"engine_cache_dir:={tmp / 'engines'}",
                   "stale_timeout:=3600.0"):
@@ -116,3 +120,15 @@ def test_tensorrt_node_failing_execute_reports_error_publishes_nothing_and_recov
     fresh = client.request("/camera/image", msg, labels, timeout=60)
     np.testing.assert_array_equal(labels_of(fresh), expected_labels(pipeline, msg))
     assert client.spin_until(lambda: camera_status(diagnostics).level == DiagnosticStatus.OK, 20)
+
+
+def test_tensorrt_node_with_an_unwritable_engine_cache_stops_with_one_clear_error(tmp_path):
+    model = write_tiny_onnx(tmp_path / "tiny.onnx", tiny_info(32, 64))
+    (tmp_path / "a_file").write_text("")
+    cmd = [sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args", "-p", f"model_path:={model}",
+           "-p", "backend:=tensorrt", "-p", f"engine_cache_dir:={tmp_path / 'a_file' / 'engines'}"]
+    proc = RosProcess(cmd, env={"PYTHONPATH": with_doubles()})
+    proc.proc.wait(60)
+    output = proc.stop()
+    assert proc.proc.returncode == 1 and "Traceback" not in output
+    assert "a_file/engines is not writable" in output and "engine_cache_dir" in output

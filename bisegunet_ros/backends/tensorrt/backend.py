@@ -67,8 +67,8 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         if self.context is None:
             raise TensorRTError(f"{engine_file}: TensorRT could not create an execution context (GPU memory?)")
-        names = {self.engine.get_tensor_name(i): self.engine.get_tensor_mode(self.engine.get_tensor_name(i))
-                 for i in range(self.engine.num_io_tensors)}
+        tensors = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        names = {name: self.engine.get_tensor_mode(name) for name in tensors}
         missing = [n for n in (INPUT, *OUTPUTS) if n not in names]
         if missing:
             raise ModelError(f"{onnx}: the engine lacks tensor(s) {', '.join(missing)} (it has {', '.join(names)}); "
