@@ -219,3 +219,25 @@ def test_gpu_cuda_plumbing_bench_passes_on_the_pycuda_double(tensorrt_doubles, t
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary["passed"] and "no-context" in summary["no_context_error"]
+
+
+def test_pycuda_double_autoinit_context_is_current_only_on_the_importing_thread(tensorrt_doubles):
+    """The double reproduces issue 13's defect: pycuda.autoinit on one thread, a copy on another."""
+    import pycuda.autoinit  # noqa: F401
+    import pycuda.driver as cuda
+
+    buffer = cuda.pagelocked_empty((4,), np.uint8)
+    device = cuda.mem_alloc(buffer.nbytes)
+    cuda.memcpy_htod_async(device, buffer)               # fine on the thread that imported autoinit
+    errors = []
+
+    def copy() -> None:
+        try:
+            cuda.memcpy_htod_async(device, buffer)
+        except cuda.LogicError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=copy)
+    worker.start()
+    worker.join(10)
+    assert len(errors) == 1 and "invalid device context" in str(errors[0])
