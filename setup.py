@@ -26,7 +26,7 @@ setup(
     },
     entry_points={"console_scripts": [
         "bisegunet-segment-node = bisegunet_ros.segment_node:main",
-        "bisegunet-eval-bag = bisegunet_ros.evaluate_bag:main",
+        "bisegunet-eval-bag = bisegunet_ros.evaluation.evaluate_bag:main",
         "bisegunet-build-engine = bisegunet_ros.engine_build:main",
         "bisegunet-train = bisegunet_training.train:main",
         "bisegunet-export = bisegunet_training.export:main",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bisegunet_ros.backends import load_backend
-from bisegunet_ros.bag_io import TYPESTORE, BagError, BagWriter, read_messages, topics_of, write_labelled_frames
-from bisegunet_ros.evaluate_bag import decode_frame
-from bisegunet_ros.evaluate_bag import main as eval_bag
+from bisegunet_ros.evaluation.bag_io import TYPESTORE, BagError, BagWriter, read_messages, topics_of, write_labelled_frames
+from bisegunet_ros.evaluation.evaluate_bag import decode_frame
+from bisegunet_ros.evaluation.evaluate_bag import main as eval_bag
 from bisegunet_ros.image_codec import encode_image
 from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.pipeline import SegmentationPipeline

@@ -218,7 +218,7 @@ def write_labelled_frames(path: str | Path, frames, fps: float = 10.0, frame_id:
     import cv2
     import numpy as np
 
-    from .image_codec import encode_image
+    from ..image_codec import encode_image
 
     if image_format not in ("rgb8", "bgr8", "jpeg"):
         raise ValueError(f"image_format must be rgb8, bgr8 or jpeg, got {image_format!r}")

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..classes import CITYSCAPES, IGNORE_INDEX
+from ..image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
+from ..metrics import ConfusionMatrix
+from ..model_info import ModelError
 from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
-from .classes import CITYSCAPES, IGNORE_INDEX
-from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
-from .metrics import ConfusionMatrix
-from .model_info import ModelError
 from .report import write_report
 
 log = logging.getLogger(__name__)
@@ -214,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline, classes, backend = None, CITYSCAPES, None
         if args.model and not args.live and not args.pred_topic:
-            from .backends import load_backend
-            from .pipeline import SegmentationPipeline
+            from ..backends import load_backend
+            from ..pipeline import SegmentationPipeline
 
             pipeline = SegmentationPipeline(load_backend(args.model, args.backend))
             classes, backend = pipeline.classes, pipeline.backend.name
         elif args.model:
-            from .backends.onnxruntime_backend import OnnxRuntimeBackend
+            from ..backends.onnxruntime_backend import OnnxRuntimeBackend
 
             classes = OnnxRuntimeBackend(args.model).info.classes
         evaluation = Evaluation(classes)
