@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import node_params
 from .backends import load_backend
-from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
+from .image_codec import ImageDecodeError, decode_message, image_message
 from .model_info import ModelError
 from .msg import ClassMasks, SegmentationInfo
 from .pipeline import Segmentation, SegmentationPipeline
@@ -137,7 +137,7 @@ class SegmentNode(Node):
                 continue  # nobody listens: no work
             t0 = time.perf_counter()
             try:
-                rgb = self._decode(msg)
+                rgb = decode_message(msg)
             except ImageDecodeError as exc:
                 camera.rejected += 1
                 self.get_logger().warning(f"{camera.namespace}: frame rejected: {exc}",
@@ -158,11 +158,6 @@ class SegmentNode(Node):
         if output == "confidence" and not self.params["publish_confidence"]:
             return False
         return camera.publishers[output].get_subscription_count() > 0
-
-    def _decode(self, msg) -> np.ndarray:
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data)
-        return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
 
     def _publish(self, camera: Camera, header, rgb: np.ndarray, wanted: tuple, result: Segmentation) -> None:
         pubs, labels = camera.publishers, result.labels
@@ -229,9 +224,7 @@ class SegmentNode(Node):
 
 
 def _image(header, array: np.ndarray, encoding: str) -> Image:
-    step, data = encode_image(array, encoding)
-    return Image(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding,
-                 is_bigendian=0, step=step, data=data)
+    return image_message(Image, header, array, encoding)
 
 
 def main(args: list[str] | None = None) -> int:
