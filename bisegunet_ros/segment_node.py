@@ -216,10 +216,11 @@ class SegmentNode(Node):
         self.diagnostics.publish(array)
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify()
-        self._worker.join(timeout=5.0)
+        if hasattr(self, "_worker"):     # a node whose start failed (bad model) has no worker to stop
+            with self._wake:
+                self._stop = True
+                self._wake.notify()
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from bisegunet_ros.model_info import PREFIX, ModelInfo
+from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo
 
 from .data.scenes import render_scene
 
@@ -72,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=64, help="calibration frames")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    quantize(args.onnx, args.out, args.frames)
+    try:
+        quantize(args.onnx, args.out, args.frames)
+    except (ModelError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    except DecodeError as exc:
+        log.error("%s: not an ONNX model (%s)", args.onnx, exc)
+        return 1
     return 0
 
 

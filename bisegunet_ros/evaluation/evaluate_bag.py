@@ -27,6 +27,7 @@ from ..classes import CITYSCAPES, IGNORE_INDEX
 from ..image_codec import ImageDecodeError, decode_labels, decode_message, image_message
 from ..metrics import ConfusionMatrix
 from ..model_info import ModelError
+from ..resources import find_resource
 from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
 from .report import write_report
 
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                         "with --pred-topic, none: give one for sample pictures)")
     parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
-    parser.add_argument("--model", help="ONNX from bisegunet-export (offline; with --live, starts a node with it)")
+    parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_tiny); "
+                        "offline, or with --live a node started with it")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
     parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
     parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         pipeline, classes, backend = None, CITYSCAPES, None
+        if args.model:
+            args.model = str(find_resource("model", args.model))
         if args.model and not args.live and not args.pred_topic:
             from ..backends import load_backend
             from ..pipeline import SegmentationPipeline
