@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = ("../" + "shared", "/work/" + "shared")     # spelled apart so that this file does not match itself
 NOT_SOURCES = shutil.ignore_patterns(".venv", ".git", "build", "runs", "reports", "__pycache__", "*.egg-info",
                                      ".pytest_cache")
 
@@ -62,3 +63,17 @@ def test_installed_command_line_tools_run_from_another_directory(installed, tmp_
     printed = run(site, env, tmp_path, str(scripts / "bisegunet-profile"), "--model", "tiny", "--size", "64",
                   "128").stdout
     assert printed.startswith("tiny at 64x128")
+
+
+def test_no_file_refers_to_paths_outside_the_repository():
+    """Facts are stated where they are used: a clone elsewhere has nothing beside the repository to point at.
+    (The Makefile's optional wheel directory for `ros2 launch` is the one exception: docs/install.md.)"""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    offenders = []
+    for name in tracked:
+        path = ROOT / name
+        if name == "Makefile" or not path.is_file() or path.suffix in (".onnx", ".npz", ".png", ".json"):
+            continue                                  # .json: benchmark records, which name where they ran
+        text = path.read_text(errors="ignore")
+        offenders += [f"{name}: {marker}" for marker in OUTSIDE if marker in text]
+    assert not offenders, offenders
