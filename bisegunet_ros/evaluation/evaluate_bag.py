@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         args.image_topic = "" if args.pred_topic else DEFAULT_IMAGE_TOPIC
     if not args.image_topic and not args.pred_topic:
         parser.error("--image-topic is empty: running a model needs the bag's images")
+    topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
+    if len(set(topics)) < len(topics):
+        parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
     out = args.out or Path("reports") / args.bag.name
 
     try:
