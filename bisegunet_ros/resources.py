@@ -29,7 +29,7 @@ class Kind:
 KINDS = {
     "preset": Kind("model preset", "config/model", ".yaml"),
     "train": Kind("training config", "config/train", ".yaml"),
-    "model": Kind("shipped model", "models", ".onnx"),
+    "model": Kind("model", "models", ".onnx"),
 }
 
 
@@ -73,5 +73,6 @@ def find_resource(kind: str, name_or_path: str | os.PathLike) -> Path:
                               root / spec.directory / f"{given}{spec.suffix}"):
                 if candidate.is_file():
                     return candidate
-    raise ResourceError(f"{name_or_path}: no such file and no {spec.noun} of that name; shipped: "
-                        f"{', '.join(shipped(kind)) or 'none found'} (looked in {', '.join(map(str, roots()))})")
+    raise ResourceError(f"{name_or_path}: {spec.noun} file not found (no such file, and no shipped {spec.noun} of "
+                        f"that name; shipped: {', '.join(shipped(kind)) or 'none found'}; looked in "
+                        f"{', '.join(map(str, roots()))})")

@@ -51,15 +51,15 @@ def test_every_tool_has_an_entry_point():
 
 BAD_INPUT = [
     ("bisegunet-eval-bag", ["absent_bag", "--pred-topic", "/p"], "absent_bag: no such bag"),
-    ("bisegunet-eval-bag", ["absent_bag", "--model", "absent_model"], "absent_model: no such file and no shipped model"),
+    ("bisegunet-eval-bag", ["absent_bag", "--model", "absent_model"], "absent_model: model file not found"),
     ("bisegunet-eval-bag", ["absent_bag", "--model", "garbage.onnx"], "garbage.onnx"),
     ("bisegunet-make-bag", ["out", "--source", "folders", "--root", "absent_root"], "absent_root"),
     ("bisegunet-build-engine", ["--onnx", "absent.onnx"], "TensorRT"),
-    ("bisegunet-train", ["--config", "absent_config"], "absent_config: no such file and no training config"),
+    ("bisegunet-train", ["--config", "absent_config"], "absent_config: training config file not found"),
     ("bisegunet-export", ["--checkpoint", "absent.pt", "--out", "m.onnx"], "absent.pt"),
     ("bisegunet-quantize", ["--onnx", "garbage.onnx", "--out", "m.onnx"], "garbage.onnx"),
     ("bisegunet-quantize", ["--onnx", "absent.onnx", "--out", "m.onnx"], "absent.onnx"),
-    ("bisegunet-profile", ["--model", "absent_preset"], "absent_preset: no such file and no model preset"),
+    ("bisegunet-profile", ["--model", "absent_preset"], "absent_preset: model preset file not found"),
     ("bisegunet-segment-node", ["--ros-args", "-p", "model_path:=absent.onnx"], "absent.onnx"),
 ]
 
