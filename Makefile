@@ -56,7 +56,7 @@ DEMO_OUT    ?= build/demo
 demo: setup
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(PY) -m bisegunet_training.make_bag $(DEMO_OUT)/bag --frames $(DEMO_FRAMES) --height 512 --width 1024 --fps 10
-	$(PY) -m bisegunet_ros.evaluate_bag $(DEMO_OUT)/bag --live --model $(DEMO_MODEL) --backend onnxruntime \
+	$(PY) -m bisegunet_ros.evaluation.evaluate_bag $(DEMO_OUT)/bag --live --model $(DEMO_MODEL) --backend onnxruntime \
 	  --out $(DEMO_OUT)/report
 
 # BiSegUNet (tiny, small; float, binarized) against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3),

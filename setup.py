@@ -3,8 +3,33 @@
 `bisegunet_ros` is the runtime (no torch); `training/` is installed as `bisegunet_training`
 so that no top-level package named `training` is put on anyone's path. The generated
 messages (`bisegunet_ros.msg`) are built in place by `make msgs` before this runs.
+config/ and models/ travel inside the package as bisegunet_ros/share/ (bisegunet_ros.resources
+finds them there, in a source checkout, or in a colcon install's share directory).
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+SHARED = ("config", "models")     # what CMakeLists.txt installs to share/bisegunet_ros as well
+
+
+class BuildPyWithShare(build_py):
+    """Copies config/ and models/ into bisegunet_ros/share/ of the built package (not for editable
+    installs: those find them in the checkout)."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        root = Path(__file__).resolve().parent
+        for directory in SHARED:
+            for source in sorted((root / directory).rglob("*")):
+                if source.is_file():
+                    target = Path(self.build_lib) / "bisegunet_ros" / "share" / source.relative_to(root)
+                    self.mkpath(str(target.parent))
+                    self.copy_file(str(source), str(target))
+
 
 setup(
     name="bisegunet_ros",
@@ -19,14 +44,17 @@ setup(
     package_data={"bisegunet_ros": ["*.so"], "bisegunet_training": ["*.txt"]},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.18", "PyYAML>=6"],
     extras_require={
+        # bisegunet-eval-bag and bisegunet-make-bag (no torch): pip install "bisegunet_ros[eval]"
+        "eval": ["rosbags>=0.10", "matplotlib>=3.7", "tqdm>=4.60"],
         "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10"],
         # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
         "compare": ["torchvision>=0.13"],
     },
+    cmdclass={"build_py": BuildPyWithShare},
     entry_points={"console_scripts": [
         "bisegunet-segment-node = bisegunet_ros.segment_node:main",
-        "bisegunet-eval-bag = bisegunet_ros.evaluate_bag:main",
+        "bisegunet-eval-bag = bisegunet_ros.evaluation.evaluate_bag:main",
         "bisegunet-build-engine = bisegunet_ros.backends.tensorrt.engine_build:main",
         "bisegunet-train = bisegunet_training.train:main",
         "bisegunet-export = bisegunet_training.export:main",

@@ -26,7 +26,8 @@ from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.pipeline import SegmentationPipeline
 from bisegunet_training.data import render_scene
 from bisegunet_training.export import export_onnx, model_info
-from bisegunet_training.model import binary_layers, build_model, load_model_config, set_binarized
+from bisegunet_training.model import (binary_layers, build_model, load_model_config, model_config_from_dict,
+                                      set_binarized)
 from bisegunet_training.packed import load_packed
 from bisegunet_training.profile import profile
 from bisegunet_training.quantize import quantize
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 export_onnx(model, fp32, height, width, model_info({**state, "command": "", "commit": ""}, height,
                                                                    width, all(l.binarized for _, l in layers), False))
                 int8 = quantize(fp32, fp32.with_suffix(".int8.onnx"), frames=16)
-                gflops = profile(state["model_config"]["name"], height, width)["real_gflops"]
+                gflops = profile(model_config_from_dict(state["model_config"]), height, width)["real_gflops"]
                 for precision, path in (("fp32", fp32), ("int8", int8)):
                     result = timed(load_backend(path, "onnxruntime"), height, width, args.runs)
                     rows.append({"model": label, "size": f"{height}x{width}", "precision": precision,

@@ -1,7 +1,8 @@
-"""sensor_msgs/Image and CompressedImage payloads to RGB arrays, and the node's outputs back to payloads.
+"""sensor_msgs/Image and CompressedImage to arrays, and arrays to sensor_msgs/Image: the one place.
 
-The functions take message *fields*, not message objects, so the node, the rosbag evaluator and
-the tests share one implementation without ROS. Decoding is numpy + OpenCV rather than cv_bridge:
+The codecs take message *fields*, not message objects, so they run without ROS; `decode_message`,
+`decode_labels` and `image_message` wrap them for whole messages, either rclpy's classes (the node)
+or a rosbags type store's (bags), so the node, the rosbag tools and the tests share one implementation. Decoding is numpy + OpenCV rather than cv_bridge:
 cv_bridge is optional on the vehicle (and not installable in the venv), and a strided numpy view
 honours row padding and byte order without copying where no conversion is needed.
 
@@ -146,3 +147,46 @@ def encode_image(image: np.ndarray, encoding: str) -> tuple[int, pyarray.array]:
                          f"got shape {image.shape} of {image.dtype}")
     payload = from_rgb(image).astype(dtype, copy=False)
     return image.shape[1] * channels * dtype.itemsize, pyarray.array("B", payload.tobytes())
+
+
+def decode_message(msg) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a sensor_msgs/Image or CompressedImage (rclpy's or a rosbags type store's)."""
+    if hasattr(msg, "format"):   # only CompressedImage has it
+        return decode_compressed(msg.format, msg.data)
+    return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
+
+
+_LABEL_DTYPES = {"mono8": np.dtype(np.uint8), "8UC1": np.dtype(np.uint8),
+                 "mono16": np.dtype(np.uint16), "16UC1": np.dtype(np.uint16)}
+
+
+def decode_labels(msg) -> np.ndarray:
+    """(H, W) class ids of a mono8 / mono16 label Image (uint8 / uint16), honouring row padding and byte order."""
+    dtype = _LABEL_DTYPES.get(msg.encoding)
+    if dtype is None:
+        raise ImageDecodeError(f"label images must be mono8 or mono16, got {msg.encoding!r}")
+    if msg.width <= 0 or msg.height <= 0:
+        raise ImageDecodeError(f"label image size {msg.width}x{msg.height} is empty")
+    if msg.step < msg.width * dtype.itemsize:
+        raise ImageDecodeError(f"label image step {msg.step} is smaller than one row of {msg.width} "
+                               f"{msg.encoding} pixels")
+    buf = _byte_buffer(msg.data)
+    if buf.size < msg.step * msg.height:
+        raise ImageDecodeError(f"label image data has {buf.size} bytes, fewer than step x height = "
+                               f"{msg.step * msg.height}")
+    view = np.ndarray((msg.height, msg.width), dtype=dtype.newbyteorder(">" if msg.is_bigendian else "<"),
+                      buffer=buf, strides=(msg.step, dtype.itemsize))
+    return view.astype(dtype)
+
+
+def image_message(message_type: type, header, image: np.ndarray, encoding: str):
+    """A sensor_msgs/Image of `message_type` holding `image` (see encode_image for the encodings).
+
+    `message_type` is rclpy's `sensor_msgs.msg.Image` (data stays an array.array, which rclpy
+    takes without a per-byte check) or a rosbags type store's Image (which wants a uint8 ndarray).
+    """
+    step, data = encode_image(image, encoding)
+    if hasattr(message_type, "__msgtype__"):   # rosbags' message dataclasses carry their type name
+        data = np.frombuffer(data, np.uint8)
+    return message_type(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
+                        is_bigendian=0, step=step, data=data)

@@ -11,7 +11,11 @@ and processes. Definitions follow the official Cityscapes pixel-level evaluation
 - a class with TP + FP + FN == 0 (in neither ground truth nor prediction) has NaN scores and is
   left out of the means (``getScoreAverage`` skips NaN). A class absent from the ground truth but
   predicted somewhere has IoU 0 and does count;
-- pixel accuracy = trace / total of counted pixels.
+- a prediction outside the model's classes (e.g. 255, "void", as some segmentation nodes publish)
+  is a miss for its ground-truth class: a false negative there, a false positive nowhere (the
+  official evaluation's FN is the whole ground-truth row, its FP only the evaluated classes'
+  column). ConfusionMatrix keeps these per ground-truth class in `unclassified`;
+- pixel accuracy = trace / total of counted pixels (unclassified ones included).
 
 See docs/metrics.md for a worked example.
 """
@@ -37,7 +41,7 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int,
 
     Pixels whose ground truth is `ignore_index` are skipped. Any other value outside
     0..num_classes-1, in ground truth or prediction, raises ValueError: silently dropping it would
-    bias every score.
+    bias every score (ConfusionMatrix.update counts predictions >= num_classes as misses instead).
     """
     gt, pred = np.asarray(gt), np.asarray(pred)
     if gt.shape != pred.shape:
@@ -59,26 +63,29 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
 
 
-def _tp_fp_fn(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tp_fp_fn(cm: np.ndarray, unclassified: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tp = np.diag(cm)
-    return tp, cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
+    fn = cm.sum(axis=1) - tp + (0 if unclassified is None else np.asarray(unclassified))
+    return tp, cm.sum(axis=0) - tp, fn
 
 
-def iou_per_class(cm: np.ndarray) -> np.ndarray:
-    """TP / (TP + FP + FN) per class; NaN for a class in neither ground truth nor prediction."""
-    tp, fp, fn = _tp_fp_fn(cm)
+def iou_per_class(cm: np.ndarray, unclassified: np.ndarray | None = None) -> np.ndarray:
+    """TP / (TP + FP + FN) per class; NaN for a class in neither ground truth nor prediction.
+
+    `unclassified[c]`: pixels of ground-truth class c predicted as no class (false negatives of c)."""
+    tp, fp, fn = _tp_fp_fn(cm, unclassified)
     return _ratio(tp, tp + fp + fn)
 
 
-def dice_per_class(cm: np.ndarray) -> np.ndarray:
+def dice_per_class(cm: np.ndarray, unclassified: np.ndarray | None = None) -> np.ndarray:
     """2 TP / (2 TP + FP + FN) per class; NaN for a class in neither ground truth nor prediction."""
-    tp, fp, fn = _tp_fp_fn(cm)
+    tp, fp, fn = _tp_fp_fn(cm, unclassified)
     return _ratio(2 * tp, 2 * tp + fp + fn)
 
 
-def pixel_accuracy(cm: np.ndarray) -> float:
-    """Correct / counted pixels (ignored pixels are not in the matrix); NaN when nothing was counted."""
-    total = cm.sum()
+def pixel_accuracy(cm: np.ndarray, unclassified: np.ndarray | None = None) -> float:
+    """Correct / counted pixels (ignored pixels are not counted, unclassified ones are); NaN when none."""
+    total = cm.sum() + (0 if unclassified is None else int(np.sum(unclassified)))
     return float(np.trace(cm) / total) if total else math.nan
 
 
@@ -94,17 +101,34 @@ def _none_if_nan(value: float) -> float | None:
 
 
 class ConfusionMatrix:
-    """Accumulates counts over frames. Reduce across processes by summing `.matrix` (or with `+`)."""
+    """Accumulates counts over frames. Reduce across processes by summing `.matrix` and `.unclassified`
+    (or with `+`).
 
-    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, matrix: np.ndarray | None = None):
+    `unclassified[c]` counts pixels of ground-truth class c whose prediction is no class of the
+    model (>= num_classes, e.g. 255 "void"): misses of c, false positives of no class.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, matrix: np.ndarray | None = None,
+                 unclassified: np.ndarray | None = None):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), np.int64) if matrix is None else np.array(matrix, np.int64)
         if self.matrix.shape != (num_classes, num_classes):
             raise ValueError(f"matrix shape {self.matrix.shape} is not ({num_classes}, {num_classes})")
+        self.unclassified = (np.zeros(num_classes, np.int64) if unclassified is None
+                             else np.array(unclassified, np.int64))
+        if self.unclassified.shape != (num_classes,):
+            raise ValueError(f"unclassified shape {self.unclassified.shape} is not ({num_classes},)")
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        """Add one frame (or a batch of equal-shape frames)."""
+        """Add one frame (or a batch of equal-shape frames); predictions >= num_classes are unclassified."""
+        gt, pred = np.asarray(gt), np.asarray(pred)
+        outside = pred >= self.num_classes if np.issubdtype(pred.dtype, np.integer) else np.zeros(pred.shape, bool)
+        if outside.any() and gt.shape == pred.shape:
+            gt_missed = gt[outside & (gt != self.ignore_index)]
+            _check_range(f"ground truth (besides ignore index {self.ignore_index})", gt_missed, self.num_classes)
+            self.unclassified += np.bincount(gt_missed.astype(np.int64), minlength=self.num_classes)
+            gt, pred = gt[~outside], pred[~outside]
         self.matrix += confusion_matrix(gt, pred, self.num_classes, self.ignore_index)
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
@@ -113,28 +137,31 @@ class ConfusionMatrix:
             raise ValueError(f"cannot merge a {other.num_classes}-class matrix (ignore {other.ignore_index}) into a "
                              f"{self.num_classes}-class one (ignore {self.ignore_index})")
         self.matrix += other.matrix
+        self.unclassified += other.unclassified
         return self
 
     def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        return ConfusionMatrix(self.num_classes, self.ignore_index, self.matrix).merge(other)
+        return ConfusionMatrix(self.num_classes, self.ignore_index, self.matrix, self.unclassified).merge(other)
 
     def summary(self, class_names: Sequence[str] | None = None) -> dict:
         """JSON-ready scores; undefined values (absent classes, empty matrix) are None.
 
         Keys: miou, mean_dice, pixel_accuracy, iou and dice (name -> value), pixels (counted),
-        gt_pixels and pred_pixels (name -> count). Names default to the class ids as strings.
+        gt_pixels and pred_pixels (name -> count), unclassified_pixels (predicted as no class; in
+        pixels and gt_pixels, not in pred_pixels). Names default to the class ids as strings.
         """
         names = [str(i) for i in range(self.num_classes)] if class_names is None else list(class_names)
         if len(names) != self.num_classes:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
-        iou, dice = iou_per_class(self.matrix), dice_per_class(self.matrix)
+        iou, dice = iou_per_class(self.matrix, self.unclassified), dice_per_class(self.matrix, self.unclassified)
         return {
             "miou": _none_if_nan(mean_ignoring_nan(iou)),
             "mean_dice": _none_if_nan(mean_ignoring_nan(dice)),
-            "pixel_accuracy": _none_if_nan(pixel_accuracy(self.matrix)),
+            "pixel_accuracy": _none_if_nan(pixel_accuracy(self.matrix, self.unclassified)),
             "iou": {name: _none_if_nan(v) for name, v in zip(names, iou)},
             "dice": {name: _none_if_nan(v) for name, v in zip(names, dice)},
-            "pixels": int(self.matrix.sum()),
-            "gt_pixels": dict(zip(names, self.matrix.sum(axis=1).tolist())),
+            "pixels": int(self.matrix.sum() + self.unclassified.sum()),
+            "gt_pixels": dict(zip(names, (self.matrix.sum(axis=1) + self.unclassified).tolist())),
             "pred_pixels": dict(zip(names, self.matrix.sum(axis=0).tolist())),
+            "unclassified_pixels": int(self.unclassified.sum()),
         }

@@ -24,7 +24,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import node_params
 from .backends import load_backend
-from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
+from .image_codec import ImageDecodeError, decode_message, image_message
 from .model_info import ModelError
 from .msg import ClassMasks, SegmentationInfo
 from .node_stats import NodeStats
@@ -104,7 +104,7 @@ class SegmentNode(Node):
                 continue  # nobody listens: no work
             t0 = time.perf_counter()
             try:
-                rgb = self._decode(msg)
+                rgb = decode_message(msg)
             except ImageDecodeError as exc:
                 self.stats.record_rejected(camera)
                 self.get_logger().warning(f"{camera}: frame rejected: {exc}", throttle_duration_sec=WARN_PERIOD_S)
@@ -128,11 +128,6 @@ class SegmentNode(Node):
         if output == "confidence" and not self.params["publish_confidence"]:
             return False
         return self.publishers_of[camera][output].get_subscription_count() > 0
-
-    def _decode(self, msg) -> np.ndarray:
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data)
-        return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
 
     def _publish(self, camera: str, header, rgb: np.ndarray, wanted: tuple, result: Segmentation) -> None:
         pubs, labels = self.publishers_of[camera], result.labels
@@ -206,9 +201,7 @@ class SegmentNode(Node):
 
 
 def _image(header, array: np.ndarray, encoding: str) -> Image:
-    step, data = encode_image(array, encoding)
-    return Image(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding,
-                 is_bigendian=0, step=step, data=data)
+    return image_message(Image, header, array, encoding)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from bisegunet_ros.backends import load_backend
-from bisegunet_ros.bag_io import TYPESTORE, BagError, BagWriter, read_messages, topics_of, write_labelled_frames
-from bisegunet_ros.evaluate_bag import decode_frame
-from bisegunet_ros.evaluate_bag import main as eval_bag
-from bisegunet_ros.image_codec import encode_image
+from bisegunet_ros.evaluation.bag_io import TYPESTORE, BagError, BagWriter, read_messages, topics_of, write_labelled_frames
+from bisegunet_ros.evaluation.evaluate_bag import main as eval_bag
+from bisegunet_ros.image_codec import decode_message, image_message
 from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.pipeline import SegmentationPipeline
 from tiny_onnx import tiny_info, write_tiny_onnx
@@ -38,25 +37,55 @@ def report(out):
     return json.loads((out / "report.json").read_text())
 
 
-def test_predictions_equal_to_labels_give_miou_1(tmp_path):
-    bag = tmp_path / "bag"
+def write_prediction_bag(bag, pairs):
+    """A bag of (ground truth, prediction) mono8 label images, no camera images, one stamp per pair."""
     image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
     with BagWriter(bag) as writer:
-        for i, (_, labels) in enumerate(frames()):
-            # a prediction equal to the ground truth wherever the ground truth is not ignored
-            for topic, image in (("/camera/labels", labels), ("/camera/segmentation/label", labels % 255)):
-                step, data = encode_image(image, "mono8")
-                msg = image_type(header=TYPESTORE.types["std_msgs/msg/Header"](
-                    stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=i, nanosec=0), frame_id="camera"),
-                    height=H, width=W, encoding="mono8", is_bigendian=0, step=step,
-                    data=np.frombuffer(data, np.uint8))
-                writer.write(topic, "sensor_msgs/msg/Image", i * 10**8, msg)
+        for i, (labels, prediction) in enumerate(pairs):
+            header = TYPESTORE.types["std_msgs/msg/Header"](
+                stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=i, nanosec=0), frame_id="camera")
+            for topic, image in (("/camera/labels", labels), ("/camera/segmentation/label", prediction)):
+                writer.write(topic, "sensor_msgs/msg/Image", i * 10**8, image_message(image_type, header, image, "mono8"))
+
+
+def test_predictions_equal_to_labels_give_miou_1(tmp_path):
+    bag = tmp_path / "bag"
+    # a prediction equal to the ground truth wherever the ground truth is not ignored
+    write_prediction_bag(bag, ((labels, labels % 255) for _, labels in frames()))
     out = tmp_path / "report"
-    assert eval_bag([str(bag), "--pred-topic", "/camera/segmentation/label", "--image-topic", "",
-                     "--out", str(out)]) == 0
+    assert eval_bag([str(bag), "--pred-topic", "/camera/segmentation/label", "--out", str(out)]) == 0
     result = report(out)
     assert result["metrics"]["miou"] == 1.0 and result["metrics"]["pixel_accuracy"] == 1.0
     assert result["frames"]["evaluated"] == N and result["mode"] == "predictions"
+    assert "samples" not in result["plots"] and not (out / "samples.png").exists()   # no images in this bag
+
+
+def test_void_predictions_are_misses_of_their_ground_truth_class(tmp_path, capsys):
+    """255 ("void") and 200 are no class of the model: false negatives of the ground truth, as in Cityscapes."""
+    gt = np.array([[0, 0, 0, 1], [1, 1, 2, 255]], np.uint8)
+    pred = np.array([[0, 0, 255, 1], [0, 200, 2, 255]], np.uint8)
+    write_prediction_bag(tmp_path / "bag", [(gt, pred)])
+    out = tmp_path / "report"
+    assert eval_bag([str(tmp_path / "bag"), "--pred-topic", "/camera/segmentation/label", "--out", str(out)]) == 0
+    metrics = report(out)["metrics"]
+    # road: TP 2, FP 1, FN 1 -> 2/4; sidewalk: TP 1, FN 2 (one as road, one as 200) -> 1/3; building: 1/1;
+    # the 16 classes in neither ground truth nor prediction are left out of the mean
+    assert metrics["iou"]["road"] == pytest.approx(1 / 2) and metrics["iou"]["sidewalk"] == pytest.approx(1 / 3)
+    assert metrics["iou"]["building"] == 1.0 and metrics["iou"]["wall"] is None
+    assert metrics["miou"] == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+    assert metrics["pixel_accuracy"] == pytest.approx(4 / 7)
+    assert metrics["unclassified_pixels"] == 2
+    assert "predictions outside the model's 19 classes: 2 pixels" in capsys.readouterr().out
+    assert "outside the model's classes (e.g. 255 void; misses of their ground-truth class): 2" in \
+        (out / "report.md").read_text()
+
+
+def test_ground_truth_outside_the_classes_is_one_clear_error(tmp_path, caplog):
+    gt = np.full((2, 4), 30, np.uint8)    # Cityscapes label ids instead of train ids
+    write_prediction_bag(tmp_path / "bag", [(gt, gt)])
+    assert eval_bag([str(tmp_path / "bag"), "--pred-topic", "/camera/segmentation/label",
+                     "--out", str(tmp_path / "r")]) == 1
+    assert "frame 1: ground truth" in caplog.text and "[30]" in caplog.text and "train ids" in caplog.text
 
 
 @pytest.mark.parametrize("storage,image_format", [("mcap", "rgb8"), ("sqlite3", "bgr8"), ("mcap", "jpeg")])
@@ -69,7 +98,7 @@ def test_offline_equals_the_pipeline_on_every_frame(tmp_path, model, storage, im
                      "--out", str(out), "--out-bag", str(tmp_path / "pred")]) == 0
     pipeline = SegmentationPipeline(load_backend(model, "onnxruntime"))
     expected = ConfusionMatrix(19)
-    decoded = [decode_frame(m.decode()) for m in read_messages(bag, [image_topic])]
+    decoded = [decode_message(m.decode()) for m in read_messages(bag, [image_topic])]
     for rgb, (_, labels) in zip(decoded, frames()):
         expected.update(labels, pipeline.run([rgb])[0].labels)
     result = report(out)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bisegunet_ros.image_codec import (SUPPORTED_ENCODINGS, ImageDecodeError, decode_compressed, decode_image,
-                                       encode_image)
+                                       decode_labels, decode_message, encode_image, image_message)
 
 H, W, BLOCK = 32, 48, 8
 
@@ -202,3 +202,56 @@ def test_mono16_labels_are_written_little_endian(dtype):
 def test_encode_rejects_what_the_encoding_cannot_hold(image, encoding, message):
     with pytest.raises(ValueError, match=message):
         encode_image(image, encoding)
+
+
+def _message_types():
+    """sensor_msgs Image and CompressedImage as rclpy builds them and as a rosbags type store does."""
+    from rosbags.typesys import Stores, get_typestore
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import Header
+
+    types = get_typestore(Stores.ROS2_HUMBLE).types
+    return {"rclpy": (Image, CompressedImage, Header()),
+            "rosbags": (types["sensor_msgs/msg/Image"], types["sensor_msgs/msg/CompressedImage"],
+                        types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=3, nanosec=4),
+                                                     frame_id="cam"))}
+
+
+@pytest.mark.parametrize("kind", ["rclpy", "rosbags"])
+def test_messages_built_here_decode_back_for_both_message_kinds(kind):
+    image_type, compressed_type, header = _message_types()[kind]
+    msg = image_message(image_type, header, RGB, "bgr8")
+    assert (msg.height, msg.width, msg.encoding, msg.step, msg.header) == (H, W, "bgr8", W * 3, header)
+    np.testing.assert_array_equal(decode_message(msg), RGB)
+    labels = (np.arange(H * W).reshape(H, W) % 19).astype(np.uint8)
+    np.testing.assert_array_equal(decode_labels(image_message(image_type, header, labels, "mono8")), labels)
+    png = compressed_type(header=header, format="png", data=np.frombuffer(_encoded(".png", RGB[..., ::-1]), np.uint8))
+    np.testing.assert_array_equal(decode_message(png), RGB)
+
+
+class _Fields:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def test_label_images_honour_padding_and_byte_order():
+    labels = (np.arange(H * W).reshape(H, W) % 3000).astype(np.uint16)
+    rows = np.zeros((H, W * 2 + 6), np.uint8)
+    rows[:, : W * 2] = labels.astype(">u2").view(np.uint8).reshape(H, W * 2)
+    decoded = decode_labels(_Fields(encoding="mono16", width=W, height=H, step=W * 2 + 6, is_bigendian=1,
+                                    data=rows.tobytes()))
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, labels)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(encoding="rgb8"), "label images must be mono8 or mono16, got 'rgb8'"),
+    (dict(step=W - 1), f"step {W - 1} is smaller than one row"),
+    (dict(data=bytes(W * H - 1)), f"has {W * H - 1} bytes, fewer than step x height = {W * H}"),
+    (dict(width=0), "size 0x32 is empty"),
+])
+def test_bad_label_images_are_rejected_by_name(fields, message):
+    msg = _Fields(**{**dict(encoding="mono8", width=W, height=H, step=W, is_bigendian=0, data=bytes(W * H)),
+                     **fields})
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_labels(msg)

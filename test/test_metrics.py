@@ -125,3 +125,30 @@ def test_misuse_of_the_accumulator_raises():
         ConfusionMatrix(4, matrix=np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"3 class names for 4 classes"):
         ConfusionMatrix(4).summary(NAMES[:3])
+
+
+def test_predictions_outside_the_classes_are_misses_of_the_ground_truth_class():
+    """As the official Cityscapes evaluation: FN for the ground-truth class, FP for no class."""
+    pairs = [(0, 0)] * 2 + [(0, 255)] + [(1, 1), (1, 0), (1, 200)] + [(2, 2)] + [(IGNORE_INDEX, 255)]
+    gt = np.array([g for g, _ in pairs], np.uint8).reshape(2, 4)
+    pred = np.array([p for _, p in pairs], np.uint8).reshape(2, 4)
+    acc = ConfusionMatrix(3)
+    acc.update(gt, pred)
+    np.testing.assert_array_equal(acc.matrix, [[2, 0, 0], [1, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(acc.unclassified, [1, 1, 0])
+    # class 0: TP 2, FP 1 (gt 1 -> 0), FN 1 (-> 255): IoU 2/4, Dice 4/6
+    # class 1: TP 1, FP 0, FN 2 (-> 0, -> 200): IoU 1/3, Dice 2/4
+    # class 2: TP 1: IoU 1, Dice 1
+    summary = acc.summary(["a", "b", "c"])
+    assert summary["iou"] == pytest.approx({"a": 1 / 2, "b": 1 / 3, "c": 1.0})
+    assert summary["dice"] == pytest.approx({"a": 4 / 6, "b": 2 / 4, "c": 1.0})
+    assert summary["miou"] == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+    assert summary["pixel_accuracy"] == pytest.approx(4 / 7)
+    assert summary["unclassified_pixels"] == 2 and summary["pixels"] == 7
+    assert summary["pred_pixels"] == {"a": 3, "b": 1, "c": 1}
+    assert summary["gt_pixels"] == {"a": 3, "b": 3, "c": 1}
+    merged = acc + acc
+    np.testing.assert_array_equal(merged.unclassified, [2, 2, 0])
+    assert merged.summary()["miou"] == pytest.approx(summary["miou"])
+    with pytest.raises(ValueError, match="outside 0..2"):
+        confusion_matrix(gt, pred, 3)      # the bare matrix function stays strict

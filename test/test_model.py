@@ -106,6 +106,13 @@ def test_preset_parameter_counts_stay_in_bounds(preset, low, high):
     assert low <= sum(p.numel() for p in model.parameters()) <= high
 
 
+def test_default_model_config_is_the_small_preset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)     # presets are found from any working directory
+    assert ModelConfig() == load_model_config("small") == load_model_config("config/model/small.yaml")
+    with pytest.raises(FileNotFoundError, match="shipped: paper, small, tiny"):
+        load_model_config("smal")
+
+
 def test_unknown_config_key_names_the_key():
     with pytest.raises(ConfigError, match="unknown key widht_multiplier; valid keys: name, num_classes"):
         load_model_config("tiny", ["widht_multiplier=2"])

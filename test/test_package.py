@@ -75,15 +75,23 @@ def test_ament_build_installs_an_importable_tree(tmp_path):
     assert (prefix / "share/bisegunet_ros/config").is_dir()
     executables = list((prefix / "lib/bisegunet_ros").iterdir())
     assert executables and all(os.access(e, os.X_OK) for e in executables)
+    assert "from bisegunet_ros.evaluation.evaluate_bag import main" in (
+        prefix / "lib/bisegunet_ros/evaluate_bag").read_text()
 
     probe = ("import bisegunet_ros, bisegunet_ros.classes\n"
              "from bisegunet_ros.msg import ClassMasks, SegmentationInfo\n"
              "from rclpy.serialization import serialize_message as s\n"
              "s(ClassMasks()); s(SegmentationInfo())\n"
+             "import bisegunet_ros.evaluation.evaluate_bag\n"
+             "from bisegunet_ros.resources import find_resource\n"
+             "print(find_resource('preset', 'small'), find_resource('model', 'bisegunet_tiny'))\n"
              "print(bisegunet_ros.__file__)\n")
-    run_env = dict(os.environ, PYTHONPATH=str(site),
+    run_env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix),
                    LD_LIBRARY_PATH=f"{prefix / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}")
     result = subprocess.run([sys.executable, "-c", probe], env=run_env, cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().startswith(str(site)), "imported the source tree, not the installed one"
+    found, imported = result.stdout.strip().splitlines()
+    assert imported.startswith(str(site)), "imported the source tree, not the installed one"
+    share = prefix / "share/bisegunet_ros"      # found through ament_index_python, as on a ROS install
+    assert found.split() == [str(share / "config/model/small.yaml"), str(share / "models/bisegunet_tiny.onnx")]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bisegunet_ros.bag_io import write_labelled_frames
+from bisegunet_ros.evaluation.bag_io import write_labelled_frames
 
 from .data import DatasetError, render_scene
 from .data.datasets import PairedFiles, cityscapes_pairs, folder_pairs

@@ -1,6 +1,6 @@
 """`bisegunet-profile`: parameters, FLOPs, weight memory and activation memory of a model config.
 
-    bisegunet-profile --model config/model/small.yaml --size 512 1024 [--json out.json]
+    bisegunet-profile --model small --size 512 1024 [--json out.json]
 
 Real FLOPs are 2 x the multiply-accumulates the hardware executes (binary convolutions count as
 ordinary ones: no CPU or GPU here runs 1-bit kernels). The paper-convention OPs (BOPs/64 + FLOPs,
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .model import BinaryConv2d, BiSegUNet, build_model, load_model_config
+from .model import BinaryConv2d, BiSegUNet, ModelConfig, build_model, load_model_config
 from .model.bottleneck import PositionAttention
 
 
@@ -59,8 +59,9 @@ def count(model: nn.Module, height: int, width: int) -> dict:
     return {"macs": macs, "activations": outputs}
 
 
-def profile(model_cfg: str, height: int, width: int) -> dict:
-    cfg = load_model_config(model_cfg)
+def profile(model_cfg: str | ModelConfig, height: int, width: int) -> dict:
+    """Counts for a preset name, a YAML path or a ModelConfig (e.g. a checkpoint's)."""
+    cfg = model_cfg if isinstance(model_cfg, ModelConfig) else load_model_config(model_cfg)
     with torch.device("meta"):
         model = build_model(cfg).eval()
     for m in model.modules():
@@ -114,11 +115,15 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="config/model/small.yaml", help="preset name or YAML")
+    parser.add_argument("--model", default="small", help="preset name (tiny, small, paper) or YAML path")
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    result = profile(args.model, *args.size)
+    try:
+        result = profile(args.model, *args.size)
+    except (FileNotFoundError, ValueError) as exc:     # unknown preset, bad YAML key or value
+        print(f"bisegunet-profile: error: {exc}", file=sys.stderr)
+        return 1
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

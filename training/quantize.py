@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -80,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         quantize(args.onnx, args.out, args.frames)
-    except ModelError as exc:
+    except (ModelError, OSError) as exc:
         log.error("%s", exc)
+        return 1
+    except DecodeError as exc:
+        log.error("%s: not an ONNX model (%s)", args.onnx, exc)
         return 1
     return 0
 

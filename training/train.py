@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bisegunet_ros.metrics import ConfusionMatrix
+from bisegunet_ros.resources import find_resource
 
 from .checkpoint import git_commit, load_checkpoint, save_checkpoint
 from .config import load_config
@@ -255,13 +256,13 @@ class Trainer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML under config/train/")
+    parser.add_argument("--config", required=True, help="training config: a name (tiny_synthetic, ci) or a YAML path")
     parser.add_argument("--resume", help="checkpoint to continue from (runs/<name>/last.pt)")
     parser.add_argument("overrides", nargs="*", help="key=value, dotted for nested keys (data.height=256)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = load_config(args.config, TrainConfig, args.overrides)
+        cfg = load_config(find_resource("train", args.config), TrainConfig, args.overrides)
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)

@@ -35,7 +35,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     name: str = "run"
-    model: str = "config/model/tiny.yaml"   # preset, YAML, or torchvision:<architecture> (trained as float)
+    model: str = "tiny"              # preset name, YAML path, or torchvision:<architecture> (trained as float)
     model_overrides: list = field(default_factory=list)   # key=value on the model config: [weight_standardization=true]
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import os
 
+from ..model_info import ModelError
+from ..resources import ResourceError, find_resource
 from .base import Backend
 
 log = logging.getLogger(__name__)
@@ -13,7 +15,7 @@ BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "tensorrt")
 
 def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision: str = "fp16",
                  threads: int = 0, engine_cache_dir: str | os.PathLike | None = None) -> Backend:
-    """Load `model_path` (the .onnx with metadata) on the named backend.
+    """Load `model_path` (the .onnx with metadata, or a shipped model's name) on the named backend.
 
     "auto" takes TensorRT when it is importable and a GPU is present, otherwise ONNX Runtime;
     the choice is logged. `precision` and `engine_cache_dir` (None: $ROS_HOME/bisegunet_engines)
@@ -21,6 +23,10 @@ def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    try:
+        model_path = find_resource("model", model_path)
+    except ResourceError as exc:
+        raise ModelError(str(exc)) from exc
     if backend in ("auto", "tensorrt"):
         from .tensorrt.availability import unavailable_reason
 

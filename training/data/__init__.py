@@ -1,8 +1,11 @@
-"""Datasets and loaders for training: synthetic scenes, Cityscapes, or image/mask folders."""
+"""Datasets and loaders for training: synthetic scenes, Cityscapes, or image/mask folders.
+
+Importing this package needs no torch (bisegunet-make-bag renders and reads frames without it);
+only a dataset's tensors and build_loader import torch, when used.
+"""
 from __future__ import annotations
 
-import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from typing import TYPE_CHECKING
 
 from bisegunet_ros.classes import cityscapes_label_to_train_id
 
@@ -10,6 +13,9 @@ from .datasets import (DatasetError, PairedFiles, SegmentationDataset, Synthetic
                        folder_pairs)
 from .scenes import render_scene
 from .transforms import Augment
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
 
 KINDS = ("synthetic", "cityscapes", "folders")
 VAL_SEED_OFFSET = 1_000_003   # synthetic val scenes come from another seed: never the training ones
@@ -32,10 +38,13 @@ def build_dataset(kind: str, split: str, height: int, width: int, mean, std, aug
     return PairedFiles(folder_pairs(root, split), None, height, width, aug, mean, std)
 
 
-def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, distributed: bool,
+def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, workers: int, distributed: bool,
                  seed: int) -> DataLoader:
     """DataLoader over a DistributedSampler (also in one process: then one process sees, batch for
     batch, the union of what N processes see), seeded, pinned memory only with CUDA."""
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler
+
     world, rank = (torch.distributed.get_world_size(), torch.distributed.get_rank()) if distributed else (1, 0)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from bisegunet_ros.classes import CITYSCAPES, IGNORE_INDEX, ClassTable, cityscapes_label_to_train_id
 
 from .scenes import render_scene
 from .transforms import Augment, resize_pair, to_tensors
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -24,8 +27,11 @@ class DatasetError(ValueError):
     """A dataset on disk that cannot be used; the message names the file and the fix."""
 
 
-class SegmentationDataset(Dataset):
-    """Common part: raw (rgb, label) from `load`, then augmentation or resize, then tensors."""
+class SegmentationDataset:
+    """Common part: raw (rgb, label) from `load`, then augmentation or resize, then tensors.
+
+    A map-style dataset for torch's DataLoader (__getitem__ and __len__) that imports torch only
+    in __getitem__: reading frames (`load`) needs no torch."""
 
     classes: ClassTable = CITYSCAPES
 
@@ -40,6 +46,8 @@ class SegmentationDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         rgb, label = self.load(index)
         if self.augment is not None:
             # torch's RNG is seeded per worker and epoch by the DataLoader: reproducible, new each epoch

@@ -3,14 +3,17 @@ colour jitter. Labels are only ever resized with nearest neighbour and padded wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from bisegunet_ros.classes import IGNORE_INDEX
 
 from ..normalisation import normalise
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -60,5 +63,7 @@ def resize_pair(rgb: np.ndarray, label: np.ndarray, height: int, width: int) -> 
 
 def to_tensors(rgb: np.ndarray, label: np.ndarray, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised float32 CHW image (RGB, 0-1 scale then mean/std) and int64 label."""
+    import torch
+
     img = normalise(rgb, mean, std)
     return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(label.astype(np.int64))

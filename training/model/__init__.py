@@ -6,23 +6,22 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from bisegunet_ros.resources import find_resource
+
 from ..config import load_config
 from .binary import ESTIMATORS, BinaryConv2d
 from .bisegunet import BiSegUNet, ModelConfig, binary_layers, set_binarized
 from .torchvision_models import PREFIX as TORCHVISION_PREFIX
 from .torchvision_models import TorchvisionConfig, build_torchvision_model
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
-
 
 def load_model_config(preset_or_path: str | Path, overrides: list[str] = ()) -> ModelConfig | TorchvisionConfig:
-    """A preset name (tiny, small, paper), a YAML path, with key=value overrides, or torchvision:<architecture>."""
+    """A preset name (tiny, small, paper), a YAML path, with key=value overrides, or torchvision:<architecture>.
+
+    Presets are found wherever the package is installed (bisegunet_ros.resources)."""
     if str(preset_or_path).startswith(TORCHVISION_PREFIX):
         return load_config(None, TorchvisionConfig, [f"name={preset_or_path}", *overrides])
-    path = Path(preset_or_path)
-    if not path.suffix and not path.exists():
-        path = PRESETS_DIR / f"{preset_or_path}.yaml"
-    return load_config(path, ModelConfig, overrides)
+    return load_config(find_resource("preset", preset_or_path), ModelConfig, overrides)
 
 
 def model_config_from_dict(values: dict) -> ModelConfig | TorchvisionConfig:

@@ -2,7 +2,8 @@
 
 The sign has zero gradient almost everywhere, so its backward pass is replaced by an estimator
 chosen by name (larq's quantizer style: one small function each). Activations stay real: the
-saving is 1-bit weights (storage), see ../shared/notes/anchors.md.
+saving is 1-bit weights (storage). TensorRT and ONNX Runtime have no 1-bit convolution, so at run
+time these layers execute as ordinary FP16/INT8/FP32 convolutions with +-alpha weights.
 """
 from __future__ import annotations
 

@@ -20,17 +20,20 @@ STRIDE = 16
 
 @dataclass
 class ModelConfig:
+    """Defaults are the `small` preset (config/model/small.yaml). `name` labels the model (export
+    calls it bisegunet_<name>); presets are found by their file name, never by this field."""
+
     name: str = "small"
     num_classes: int = 19
     width_multiplier: float = 1.0
     stem_kernels: list = field(default_factory=lambda: [3, 5, 7])    # M parallel streams (eq. 1)
     stem_channels: int = 32                                          # their concatenated width
-    encoder_channels: list = field(default_factory=lambda: [48, 96, 192, 288])
-    bottleneck_channels: int = 192
+    encoder_channels: list = field(default_factory=lambda: [48, 96, 176, 256])
+    bottleneck_channels: int = 176
     aspp_rates: list = field(default_factory=lambda: [1, 6, 12, 18])
     attention: bool = True                                           # the ANP self-attention
     attention_kv_pool: int = 1
-    decoder_channels: list = field(default_factory=lambda: [192, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
+    decoder_channels: list = field(default_factory=lambda: [176, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
     capacity_blocks: int = 4                 # on the encoder outputs, counted from the deepest (0-4)
     capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 8)
     capacity_branches: list = field(default_factory=lambda: list(BRANCHES))

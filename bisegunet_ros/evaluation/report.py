@@ -53,7 +53,9 @@ def _markdown(result: dict, class_names: list[str]) -> str:
              f"- frames evaluated: {result['frames']['evaluated']}, without ground truth: "
              f"{result['frames']['without_ground_truth']}, without prediction: {result['frames']['without_prediction']}",
              f"- **mIoU {_fmt(m['miou'])} %**, mean Dice {_fmt(m['mean_dice'])} %, pixel accuracy "
-             f"{_fmt(m['pixel_accuracy'])} %"]
+             f"{_fmt(m['pixel_accuracy'])} %",
+             f"- predicted pixels outside the model's classes (e.g. 255 void; misses of their ground-truth "
+             f"class): {m.get('unclassified_pixels', 0)}"]
     if result.get("latency_ms"):
         lat = result["latency_ms"]
         lines.append(f"- latency ({lat['kind']}): median {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, "
@@ -104,11 +106,17 @@ def _latency(out: Path, latencies_ms: list[float]) -> Path:
 def _samples(out: Path, samples, palette: np.ndarray) -> Path:
     fig, axes = plt.subplots(len(samples), 3, figsize=(12, 2.4 * len(samples)), squeeze=False)
     for row, (rgb, gt, pred) in zip(axes, samples):
-        for ax, image, title in zip(row, (rgb, palette[gt], palette[pred]), ("input", "ground truth", "prediction")):
+        for ax, image, title in zip(row, (rgb, _colours(palette, gt), _colours(palette, pred)),
+                                    ("input", "ground truth", "prediction")):
             ax.imshow(image)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     return _save(fig, out / "samples.png")
+
+
+def _colours(palette: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """RGB of class ids; ids beyond the palette (e.g. mono16 predictions) are black."""
+    return np.where((ids < len(palette))[..., None], palette[np.minimum(ids, len(palette) - 1)], 0).astype(np.uint8)
 
 
 def _save(fig, path: Path) -> Path:

@@ -6,7 +6,10 @@
 
 Ground truth is a mono8 label image per frame (train ids, 255 = ignore), matched to the image
 (and prediction) by header stamp. Metrics come from one confusion matrix over the whole bag
-(metrics.py, the same code training validates with). Writes report.json, report.md and plots.
+(metrics.py, the same code training validates with); a predicted value outside the model's
+classes (e.g. 255 "void") is a miss of the ground-truth class, as in the official Cityscapes
+evaluation, and counted in the report. Writes report.json, report.md and plots (sample pictures
+only when the bag's images are read: with --pred-topic, give --image-topic for them).
 """
 from __future__ import annotations
 
@@ -20,38 +23,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..classes import CITYSCAPES, IGNORE_INDEX
+from ..image_codec import ImageDecodeError, decode_labels, decode_message, image_message
+from ..metrics import ConfusionMatrix
+from ..model_info import ModelError
+from ..resources import find_resource
 from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
-from .classes import CITYSCAPES, IGNORE_INDEX
-from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
-from .metrics import ConfusionMatrix
-from .model_info import ModelError
 from .report import write_report
 
 log = logging.getLogger(__name__)
 N_SAMPLES = 4
+DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 
 
 def stamp_of(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
-
-
-def decode_frame(msg) -> np.ndarray:
-    """RGB of a bag's Image or CompressedImage message."""
-    if hasattr(msg, "format"):
-        return decode_compressed(msg.format, msg.data)
-    return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
-
-
-def decode_labels(msg) -> np.ndarray:
-    """Class ids of a mono8 / mono16 label Image, honouring row padding."""
-    dtype = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16}.get(msg.encoding)
-    if dtype is None:
-        raise ImageDecodeError(f"label images must be mono8 or mono16, got {msg.encoding!r}")
-    itemsize = np.dtype(dtype).itemsize
-    rows = np.frombuffer(bytes(msg.data), np.uint8)[: msg.step * msg.height].reshape(msg.height, msg.step)
-    labels = rows[:, : msg.width * itemsize].copy().view(dtype.newbyteorder(">" if msg.is_bigendian else "<")
-                                                         if itemsize > 1 else dtype)
-    return labels.astype(np.uint16) if itemsize > 1 else labels
 
 
 class Matcher:
@@ -91,7 +77,11 @@ class Evaluation:
             import cv2
 
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
-        self.matrix.update(gt, pred)
+        try:
+            self.matrix.update(gt, pred)
+        except ValueError as exc:
+            raise ValueError(f"frame {self.evaluated + 1}: {exc}; ground truth must hold the model's "
+                             f"{self.matrix.num_classes} class ids (train ids), 255 = ignore") from exc
         if rgb is not None and len(self.samples) < N_SAMPLES and self.evaluated % 5 == 0:
             self.samples.append((rgb, gt, pred))
         self.evaluated += 1
@@ -112,7 +102,7 @@ def run_offline(args, evaluation: Evaluation, pipeline=None) -> dict:
             if group is None:
                 continue
             try:
-                rgb = decode_frame(group["image"]) if "image" in group else None
+                rgb = decode_message(group["image"]) if "image" in group else None
                 gt = decode_labels(group["label"])
                 if pipeline is None:
                     pred = decode_labels(group["pred"])
@@ -138,10 +128,8 @@ def _write_predictions(writer: BagWriter, pipeline, prefix: str, header, timesta
     image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
     for name, array, encoding in (("label", labels, "mono8"), ("color", pipeline.colorize(labels), "rgb8"),
                                   ("overlay", pipeline.overlay(rgb, labels, 0.5), "rgb8")):
-        step, data = encode_image(array, encoding)
-        msg = image_type(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding,
-                         is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
-        writer.write(f"{prefix}/segmentation/{name}", "sensor_msgs/msg/Image", timestamp, msg)
+        writer.write(f"{prefix}/segmentation/{name}", "sensor_msgs/msg/Image", timestamp,
+                     image_message(image_type, header, array, encoding))
 
 
 def run_live(args, evaluation: Evaluation) -> dict:
@@ -177,7 +165,7 @@ def run_live(args, evaluation: Evaluation) -> dict:
         if stamp not in labels:
             continue
         sample = evaluation.evaluated % 5 == 0 and len(evaluation.samples) < N_SAMPLES
-        rgb = decode_frame(images[stamp].decode()) if sample else None
+        rgb = decode_message(images[stamp].decode()) if sample else None
         evaluation.add(rgb, decode_labels(labels[stamp].decode()), decode_labels(reply.labels))
         evaluation.latencies_ms.append(reply.latency_ms)
     return {"without_ground_truth": sum(1 for s, _ in frames if s not in labels),
@@ -187,16 +175,18 @@ def run_live(args, evaluation: Evaluation) -> dict:
 
 def summarize(evaluation: Evaluation, class_names: list[str]) -> dict:
     summary = evaluation.matrix.summary(class_names)
-    return {k: summary[k] for k in ("miou", "mean_dice", "pixel_accuracy", "iou", "dice")}
+    return {k: summary[k] for k in ("miou", "mean_dice", "pixel_accuracy", "iou", "dice", "unclassified_pixels")}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", type=Path, help="bag directory (mcap or sqlite3)")
-    parser.add_argument("--image-topic", default="/camera/image_raw", help="Image or CompressedImage topic")
+    parser.add_argument("--image-topic", help=f"Image or CompressedImage topic (default {DEFAULT_IMAGE_TOPIC}; "
+                        "with --pred-topic, none: give one for sample pictures)")
     parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
-    parser.add_argument("--model", help="ONNX from bisegunet-export (offline; with --live, starts a node with it)")
+    parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_tiny); "
+                        "offline, or with --live a node started with it")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
     parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
     parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
@@ -209,24 +199,33 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (args.pred_topic or args.model or args.live):
         parser.error("give --model (run a model), --pred-topic (predictions in the bag) or --live (running node)")
+    if args.image_topic is None:
+        args.image_topic = "" if args.pred_topic else DEFAULT_IMAGE_TOPIC
+    if not args.image_topic and not args.pred_topic:
+        parser.error("--image-topic is empty: running a model needs the bag's images")
+    topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
+    if len(set(topics)) < len(topics):
+        parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
     out = args.out or Path("reports") / args.bag.name
 
     try:
         pipeline, classes, backend = None, CITYSCAPES, None
+        if args.model:
+            args.model = str(find_resource("model", args.model))
         if args.model and not args.live and not args.pred_topic:
-            from .backends import load_backend
-            from .pipeline import SegmentationPipeline
+            from ..backends import load_backend
+            from ..pipeline import SegmentationPipeline
 
             pipeline = SegmentationPipeline(load_backend(args.model, args.backend))
             classes, backend = pipeline.classes, pipeline.backend.name
         elif args.model:
-            from .backends.onnxruntime_backend import OnnxRuntimeBackend
+            from ..backends.onnxruntime_backend import OnnxRuntimeBackend
 
             classes = OnnxRuntimeBackend(args.model).info.classes
         evaluation = Evaluation(classes)
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
-    except (BagError, ModelError, TimeoutError, FileExistsError) as exc:
+    except (BagError, ModelError, TimeoutError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     if evaluation.evaluated == 0:
@@ -243,8 +242,12 @@ def main(argv: list[str] | None = None) -> int:
                        "p99": float(np.percentile(lat, 99))} if lat.size else None,
         "fps": frames.get("fps", evaluation.evaluated / frames["seconds"] if frames.get("seconds") else 0.0),
     }
-    report = write_report(out, result, evaluation.matrix.matrix, list(classes.names), evaluation.latencies_ms,
-                          evaluation.samples, classes.palette_array())
+    try:
+        report = write_report(out, result, evaluation.matrix.matrix, list(classes.names), evaluation.latencies_ms,
+                              evaluation.samples, classes.palette_array())
+    except OSError as exc:
+        log.error("cannot write the report: %s", exc)
+        return 1
     m = result["metrics"]
     print(f"frames evaluated: {evaluation.evaluated}  mIoU: {100 * m['miou']:.2f} %  mean Dice: "
           f"{100 * m['mean_dice']:.2f} %  pixel accuracy: {100 * m['pixel_accuracy']:.2f} %")
@@ -254,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         print(f"frames published: {frames['published']}  answered: {frames['published'] - frames['without_prediction']}"
               f"  dropped by the node: {frames['without_prediction']}")
+    if m["unclassified_pixels"]:
+        print(f"predictions outside the model's {len(classes)} classes: {m['unclassified_pixels']} pixels "
+              "(counted as misses of their ground-truth class)")
     print(f"report: {report} (+ report.md and plots in {out})")
     return 0
 

@@ -216,9 +216,8 @@ def write_labelled_frames(path: str | Path, frames, fps: float = 10.0, frame_id:
     on `image_topic`/compressed). Returns the number of frames written.
     """
     import cv2
-    import numpy as np
 
-    from .image_codec import encode_image
+    from ..image_codec import image_message
 
     if image_format not in ("rgb8", "bgr8", "jpeg"):
         raise ValueError(f"image_format must be rgb8, bgr8 or jpeg, got {image_format!r}")
@@ -235,13 +234,8 @@ def write_labelled_frames(path: str | Path, frames, fps: float = 10.0, frame_id:
                 writer.write(f"{image_topic}/compressed", "sensor_msgs/msg/CompressedImage", t,
                              compressed_type(header=header, format="rgb8; jpeg compressed bgr8", data=jpeg.ravel()))
             else:
-                step, data = encode_image(rgb, image_format)
-                writer.write(image_topic, "sensor_msgs/msg/Image", t, image_type(
-                    header=header, height=rgb.shape[0], width=rgb.shape[1], encoding=image_format, is_bigendian=0,
-                    step=step, data=np.frombuffer(data, np.uint8)))
-            step, data = encode_image(labels, "mono8")
-            writer.write(label_topic, "sensor_msgs/msg/Image", t, image_type(
-                header=header, height=labels.shape[0], width=labels.shape[1], encoding="mono8", is_bigendian=0,
-                step=step, data=np.frombuffer(data, np.uint8)))
+                writer.write(image_topic, "sensor_msgs/msg/Image", t, image_message(image_type, header, rgb,
+                                                                                    image_format))
+            writer.write(label_topic, "sensor_msgs/msg/Image", t, image_message(image_type, header, labels, "mono8"))
             count += 1
     return count
