@@ -10,6 +10,7 @@ Run: `ros2 run bisegunet_ros segment_node --ros-args --params-file config/segmen
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ from .image_codec import ImageDecodeError, decode_compressed, decode_image, enco
 from .model_info import ModelError
 from .msg import ClassMasks, SegmentationInfo
 from .pipeline import Segmentation, SegmentationPipeline
+from .stream_rate import StreamRate
+from .topics import camera_topic as _topic
 
 OUTPUTS = ("label", "color", "overlay", "class_masks", "confidence", "info")
 INPUT_QOS = {
@@ -39,6 +42,7 @@ INPUT_QOS = {
 }
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)  # rviz2 and best-effort readers both match
 WARN_PERIOD_S = 5.0
+MISSING_WARN = 0.05  # fraction of a camera's frames lost in transport that turns its diagnostics WARN
 
 
 @dataclass
@@ -56,10 +60,7 @@ class Camera:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
     done_at: deque = field(default_factory=lambda: deque(maxlen=300))
     outputs: tuple = ()
-
-
-def _topic(namespace: str, name: str) -> str:
-    return f"{namespace.rstrip('/')}/{name}" if namespace else name
+    stream: StreamRate = field(default_factory=StreamRate)
 
 
 class SegmentNode(Node):
@@ -111,6 +112,7 @@ class SegmentNode(Node):
             camera.pending = msg
             camera.received += 1
             camera.last_frame = time.monotonic()
+            camera.stream.add(camera.last_frame, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
             self._wake.notify()
 
     def _work(self) -> None:
@@ -216,15 +218,23 @@ class SegmentNode(Node):
                 "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
                 "model": self.model_name, "outputs": ",".join(camera.outputs),
             }
+            stream = camera.stream.stats(now)
+            values.update(stream.as_values())  # transport loss: frames the stamps imply that never arrived
+            if status.level == DiagnosticStatus.OK and stream.missing > MISSING_WARN:
+                status.level = DiagnosticStatus.WARN
+                status.message = (f"{100 * stream.missing:.0f} % of the frames sent ({stream.stamped_hz:.1f} Hz by "
+                                  f"their stamps) never arrived: transport loss (docs/node.md)")
             status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
             array.status.append(status)
         self.diagnostics.publish(array)
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify()
-        self._worker.join(timeout=5.0)
+        worker = getattr(self, "_worker", None)  # None when __init__ failed (rclpy's shutdown destroys it too)
+        if worker is not None:
+            with self._wake:
+                self._stop = True
+                self._wake.notify()
+            worker.join(timeout=5.0)
         super().destroy_node()
 
 
@@ -234,7 +244,15 @@ def _image(header, array: np.ndarray, encoding: str) -> Image:
                  is_bigendian=0, step=step, data=data)
 
 
+def _stop_once(signum: int, frame) -> None:
+    """Ctrl-C in a terminal signals the whole process group, and launch then signals its nodes again:
+    the first SIGINT stops the node, later ones are ignored so they cannot interrupt its shutdown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, _stop_once)  # rclpy's handler (installed by init) shuts down, then calls this
     rclpy.init(args=args)
     try:
         node = SegmentNode()
@@ -242,13 +260,18 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("segment_node").error(str(exc))
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # stopped while loading the model
+        rclpy.try_shutdown()
+        return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # SIGINT (Ctrl-C, launch) or a shutdown from outside: the normal way to stop
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
