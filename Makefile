@@ -79,10 +79,14 @@ test: setup
 	$(ROS_ENV) $(PY) -m pytest test $(PYTEST_ARGS)
 
 # `ros2 launch bisegunet_ros segment.launch.py $(LAUNCH_ARGS)` from the venv, DDS on this machine.
-# Its own process group (set -m): Ctrl-C reaches launch and its nodes once, as a group, the way a
-# terminal's Ctrl-C does, and the recipe waits until launch has shut them down.
+# LAUNCH_ARGS is split before each `name:=` (so cameras:=[front, rear] needs no quotes; quotes are dropped).
+# Launch runs in a process group of its own (set -m): Ctrl-C reaches launch and its nodes once, as a
+# group, the way a terminal's Ctrl-C does, and the recipe waits until launch has shut them down.
+launch: SHELL := /bin/bash
 launch: setup
-	@set -m; $(ROS_ENV) ros2 launch bisegunet_ros segment.launch.py $(LAUNCH_ARGS) & pid=$$!; \
+	@set -f -m; args=(); for word in $(LAUNCH_ARGS); do word=$${word//\"/}; \
+	  case "$$word" in *:=*) args+=("$$word");; *) args[$${#args[@]}-1]+=" $$word";; esac; done; \
+	  $(ROS_ENV) ros2 launch bisegunet_ros segment.launch.py "$${args[@]}" & pid=$$!; set +m; \
 	  trap 'kill -INT -$$pid 2>/dev/null' INT TERM; wait $$pid; status=$$?; \
 	  while kill -0 $$pid 2>/dev/null; do wait $$pid; status=$$?; done; exit $$status
 
