@@ -60,14 +60,16 @@ endif
 # index marker into the venv prefix; the generated Python (bisegunet_ros.msg and its type-support
 # extensions) copied into the source package, so that the editable install below is the one and
 # only bisegunet_ros (see CMakeLists.txt for the name clash).
+MSG_CMAKE_ARGS = -DBISEGUNET_INSTALL_PYTHON=OFF -DPYTHON_INSTALL_DIR=$(abspath build/pygen)
 msgs: $(MSG_STAMP)
 $(MSG_STAMP): $(VENV)/.requirements-done CMakeLists.txt package.xml cmake/pypi_wheels_fix.cmake $(wildcard msg/*.msg)
 	rm -rf build/pygen bisegunet_ros/msg
-	$(call rosidl_build,.,build/msgs,-DBISEGUNET_INSTALL_PYTHON=OFF -DPYTHON_INSTALL_DIR=$(abspath build/pygen))
+	$(call rosidl_build,.,build/msgs,$(MSG_CMAKE_ARGS))
 	cp -r build/pygen/bisegunet_ros/msg build/pygen/bisegunet_ros/*.so bisegunet_ros/
 
 # An edited launch file, config or model reaches share/bisegunet_ros on the next `make setup`.
 $(PREFIX_STAMP): $(MSG_STAMP) $(wildcard launch/* config/*.* config/*/* models/*)
+	test -f build/msgs/cmake_install.cmake || { $(call rosidl_build,.,build/msgs,$(MSG_CMAKE_ARGS)); }
 	cmake --install build/msgs > build/msgs-install.log 2>&1 || { cat build/msgs-install.log; exit 1; }
 	touch $@
 
