@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from ros_client import RosClient  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = SHARE / "launch" / "segment.launch.py"
 CAMERAS = ["front", "rear"]
 DRIVER_CAMERA = "driver"  # only the camera-stream test uses it: no output subscribers, so nothing but transport
@@ -215,3 +217,25 @@ def test_a_missing_model_ends_the_launch_with_a_clear_error():
     assert proc.returncode != 0, out
     assert "/nonexistent/model.onnx: model file not found" in out, out
     assert "Traceback" not in out, out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_launch_passes_a_list_argument_and_stops_on_ctrl_c():
+    """`make launch LAUNCH_ARGS='cameras:=[...]'` as a terminal runs it: an argument with a space in it
+    arrives whole, and Ctrl-C to make's process group stops launch and node cleanly."""
+    proc = subprocess.Popen(["make", "--no-print-directory", "launch",
+                             "LAUNCH_ARGS=cameras:=[one, two] namespace:=make backend:=onnxruntime"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    client = RosClient("make_launch_test_client")
+    try:
+        assert client.spin_until(lambda: "/make" + NODE in _node_names(client) or proc.poll() is not None,
+                                 timeout=120)
+        assert proc.poll() is None, _finish(proc, 10)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = _finish(proc, 60)
+    finally:
+        client.close()
+    assert "cameras ['one', 'two']" in out, out
+    assert "process has finished cleanly" in out and "Traceback" not in out, out
