@@ -171,6 +171,18 @@ def test_a_best_effort_camera_stream_reaches_the_node(client):
     assert float(values["missing_percent"]) <= 5.0, values
 
 
+@pytest.mark.skipif(SHARE.parents[1] != Path(sys.prefix), reason="a colcon install: its own installed copy")
+def test_the_venv_prefix_runs_the_checkouts_code():
+    """One bisegunet_ros in the venv world: lib/ executables import the editable package, no copy in the prefix."""
+    executable = SHARE.parents[1] / "lib" / "bisegunet_ros" / "segment_node"
+    assert executable.read_text().startswith("#!/usr/bin/env python3")
+    python3 = shutil.which("python3")  # what the shebang finds with the venv's bin/ first on PATH
+    found = subprocess.run([python3, "-c", "import bisegunet_ros.segment_node as m; print(m.__file__)"],
+                           capture_output=True, text=True, cwd=tempfile.gettempdir())
+    assert Path(found.stdout.strip()) == ROOT / "bisegunet_ros" / "segment_node.py", found.stderr
+    assert not list(Path(sys.prefix).glob("lib/python3*/site-packages/bisegunet_ros/"))
+
+
 def _ros2_launch(*arguments: str) -> subprocess.Popen:
     """`ros2 launch` in a process group of its own, as a terminal runs a foreground command."""
     return subprocess.Popen(["ros2", "launch", "bisegunet_ros", "segment.launch.py", *arguments],
