@@ -11,10 +11,30 @@ PYTEST_ARGS ?=
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-100 -n 1)
 
-MSG_STAMP   := bisegunet_ros/msg/__init__.py
-SETUP_STAMP := $(VENV)/.setup-done
+MSG_STAMP    := bisegunet_ros/msg/__init__.py
+PREFIX_STAMP := $(VENV)/.prefix-done
+SETUP_STAMP  := $(VENV)/.setup-done
 
-.PHONY: setup msgs test demo bench clean
+# The launch system and the `ros2` command (not on PyPI), as wheels built from upstream, where this
+# checkout has ../shared/ros2-python beside it (its README). Without it everything else still works
+# and the launch tests skip.
+ROS2_PYTHON ?= ../shared/ros2-python
+ROS2_WHEELS := $(wildcard $(ROS2_PYTHON)/wheels/*.whl)
+ROS2_STAMP  := $(if $(ROS2_WHEELS),$(VENV)/.ros2-python-done)
+
+# The venv as an ament prefix: what `ros2 launch|run|topic` and launched nodes need to find it.
+ROS_ENV     := AMENT_PREFIX_PATH=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH
+# cmake + rosidl against PyPI's ROS 2 wheels; their fixes come from outside the CMakeLists.
+ROSIDL_CMAKE = $(ROS_ENV) CMAKE_PREFIX_PATH=$(abspath $(VENV)) cmake -G Ninja \
+  -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) -DPython3_EXECUTABLE=$(abspath $(PY)) -DBUILD_TESTING=OFF \
+  -DCMAKE_PROJECT_INCLUDE=$(abspath cmake/pypi_wheels_fix.cmake)
+# $(call rosidl_build,source dir,build dir,extra cmake args): configure, build, install; log on failure only.
+rosidl_build = rm -rf $(2) && mkdir -p $(2) && { $(ROSIDL_CMAKE) -S $(1) -B $(2) $(3) && cmake --build $(2) \
+  && cmake --install $(2); } > $(2).log 2>&1 || { tail -40 $(2).log; exit 1; }
+
+LAUNCH_ARGS ?=
+
+.PHONY: setup msgs test launch demo bench clean
 
 setup: $(SETUP_STAMP)
 
@@ -26,27 +46,51 @@ $(VENV)/.requirements-done: requirements.txt | $(VENV)/bin/python
 	$(PIP) install -q -r requirements.txt
 	touch $@
 
-# rosidl against the PyPI wheels: libraries into the venv prefix, the generated Python
-# (bisegunet_ros.msg and its type-support extensions) copied into the source package so that
-# the editable install below sees one package (see CMakeLists.txt for the name clash).
+# The launch wheels with --no-deps (they declare ROS names; PyPI's `launch` is another project), their
+# PyPI dependencies, and composition_interfaces (imported by launch_ros.actions) built like msg/.
+ifneq ($(ROS2_STAMP),)
+$(ROS2_STAMP): $(ROS2_WHEELS) cmake/pypi_wheels_fix.cmake | $(VENV)/.requirements-done
+	$(PIP) install -q --no-deps --no-index $(ROS2_WHEELS)
+	$(PIP) install -q osrf-pycommon lark psutil packaging
+	$(call rosidl_build,$(ROS2_PYTHON)/src/composition_interfaces,build/composition_interfaces)
+	touch $@
+endif
+
+# rosidl against the PyPI wheels: libraries, launch/, config/, models/, executables and the ament
+# index marker into the venv prefix; the generated Python (bisegunet_ros.msg and its type-support
+# extensions) copied into the source package, so that the editable install below is the one and
+# only bisegunet_ros (see CMakeLists.txt for the name clash).
+MSG_CMAKE_ARGS = -DBISEGUNET_INSTALL_PYTHON=OFF -DPYTHON_INSTALL_DIR=$(abspath build/pygen)
 msgs: $(MSG_STAMP)
-$(MSG_STAMP): $(VENV)/.requirements-done CMakeLists.txt package.xml $(wildcard msg/*.msg)
-	rm -rf build/msgs build/pygen bisegunet_ros/msg
-	AMENT_PREFIX_PATH=$(abspath $(VENV)) CMAKE_PREFIX_PATH=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-	  cmake -S . -B build/msgs -G Ninja -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) \
-	    -DPython3_EXECUTABLE=$(abspath $(PY)) -DBISEGUNET_INSTALL_RUNTIME=OFF -DBUILD_TESTING=OFF \
-	    -DPYTHON_INSTALL_DIR=$(abspath build/pygen) > build-msgs.log 2>&1 \
-	  && cmake --build build/msgs >> build-msgs.log 2>&1 && cmake --install build/msgs >> build-msgs.log 2>&1 \
-	  || { tail -40 build-msgs.log; exit 1; }
-	rm -f build-msgs.log
+$(MSG_STAMP): $(VENV)/.requirements-done CMakeLists.txt package.xml cmake/pypi_wheels_fix.cmake $(wildcard msg/*.msg)
+	rm -rf build/pygen bisegunet_ros/msg
+	$(call rosidl_build,.,build/msgs,$(MSG_CMAKE_ARGS))
 	cp -r build/pygen/bisegunet_ros/msg build/pygen/bisegunet_ros/*.so bisegunet_ros/
 
-$(SETUP_STAMP): $(MSG_STAMP) setup.py
+# An edited launch file, config or model reaches share/bisegunet_ros on the next `make setup`.
+$(PREFIX_STAMP): $(MSG_STAMP) $(wildcard launch/* config/*.* config/*/* models/*)
+	test -f build/msgs/cmake_install.cmake || { $(call rosidl_build,.,build/msgs,$(MSG_CMAKE_ARGS)); }
+	cmake --install build/msgs > build/msgs-install.log 2>&1 || { cat build/msgs-install.log; exit 1; }
+	touch $@
+
+$(SETUP_STAMP): $(ROS2_STAMP) $(PREFIX_STAMP) setup.py
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 test: setup
-	$(PY) -m pytest test $(PYTEST_ARGS)
+	$(ROS_ENV) $(PY) -m pytest test $(PYTEST_ARGS)
+
+# `ros2 launch bisegunet_ros segment.launch.py $(LAUNCH_ARGS)` from the venv, DDS on this machine.
+# LAUNCH_ARGS is split before each `name:=` (so cameras:=[front, rear] needs no quotes; quotes are dropped).
+# Launch runs in a process group of its own (set -m): Ctrl-C reaches launch and its nodes once, as a
+# group, the way a terminal's Ctrl-C does, and the recipe waits until launch has shut them down.
+launch: SHELL := /bin/bash
+launch: setup
+	@set -f -m; args=(); for word in $(LAUNCH_ARGS); do word=$${word//\"/}; \
+	  case "$$word" in *:=*) args+=("$$word");; *) args[$${#args[@]}-1]+=" $$word";; esac; done; \
+	  $(ROS_ENV) ros2 launch bisegunet_ros segment.launch.py "$${args[@]}" & pid=$$!; set +m; \
+	  trap 'kill -INT -$$pid 2>/dev/null' INT TERM; wait $$pid; status=$$?; \
+	  while kill -0 $$pid 2>/dev/null; do wait $$pid; status=$$?; done; exit $$status
 
 # The main job: a synthetic bag replayed live through the segmentation node (shipped model),
 # evaluated against its labels; prints mIoU, fps, latency and the report's path.
@@ -66,4 +110,4 @@ bench: setup
 	$(PY) -m bench.compare
 
 clean:
-	rm -rf build bisegunet_ros/msg bisegunet_ros/*.so $(SETUP_STAMP) $(MSG_STAMP)
+	rm -rf build bisegunet_ros/msg bisegunet_ros/*.so $(SETUP_STAMP) $(MSG_STAMP) $(PREFIX_STAMP) $(VENV)/.ros2-python-done

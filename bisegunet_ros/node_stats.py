@@ -15,6 +15,8 @@ from typing import Callable, Hashable, Iterable
 
 import numpy as np
 
+from .stream_rate import StreamRate, StreamStats
+
 
 @dataclass(frozen=True)
 class CameraSnapshot:
@@ -32,6 +34,7 @@ class CameraSnapshot:
     failing: bool           # the camera's most recent inference failed
     last_error: str         # the most recent inference error ("" if none yet)
     outputs: tuple[str, ...]
+    stream: StreamStats     # arrival rate against the sender's rate from the stamps (transport loss)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class _Camera:
     last_frame: float = 0.0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=300))
     done_at: deque = field(default_factory=lambda: deque(maxlen=300))
+    stream: StreamRate = field(default_factory=StreamRate)
 
 
 class NodeStats:
@@ -67,8 +71,10 @@ class NodeStats:
 
     # Mailbox: callbacks offer, the worker takes.
 
-    def offer(self, camera: Hashable, frame: object) -> None:
-        """Keep `frame` as the camera's newest; a frame still waiting is dropped."""
+    def offer(self, camera: Hashable, frame: object, stamp_s: float | None = None) -> None:
+        """Keep `frame` as the camera's newest; a frame still waiting is dropped.
+
+        `stamp_s` is the frame's header stamp in seconds, for the transport-loss statistics."""
         with self._wake:
             state = self._cameras[camera]
             if state.pending is not None:
@@ -76,6 +82,8 @@ class NodeStats:
             state.pending = frame
             state.received += 1
             state.last_frame = self._clock()
+            if stamp_s is not None:
+                state.stream.add(state.last_frame, stamp_s)
             self._wake.notify()
 
     def take(self, timeout: float | None = None) -> list[tuple[Hashable, object]] | None:
@@ -135,4 +143,4 @@ class NodeStats:
                 fps=(len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0,
                 latency_p50_ms=float(np.percentile(latencies, 50)), latency_p99_ms=float(np.percentile(latencies, 99)),
                 seconds_since_frame=now - state.last_frame, failing=state.failing, last_error=state.last_error,
-                outputs=state.outputs)
+                outputs=state.outputs, stream=state.stream.stats(now))

@@ -10,6 +10,7 @@ Run: `ros2 run bisegunet_ros segment_node --ros-args --params-file config/segmen
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from .model_info import ModelError
 from .msg import ClassMasks, SegmentationInfo
 from .node_stats import NodeStats
 from .pipeline import Segmentation, SegmentationPipeline
+from .topics import camera_topic as _topic
 
 OUTPUTS = ("label", "color", "overlay", "class_masks", "confidence", "info")
 INPUT_QOS = {
@@ -38,10 +40,9 @@ INPUT_QOS = {
 }
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)  # rviz2 and best-effort readers both match
 WARN_PERIOD_S = 5.0
+MISSING_WARN = 0.05  # fraction of a camera's frames lost in transport that turns its diagnostics WARN
 
 
-def _topic(namespace: str, name: str) -> str:
-    return f"{namespace.rstrip('/')}/{name}" if namespace else name
 
 
 class SegmentNode(Node):
@@ -81,7 +82,7 @@ class SegmentNode(Node):
         compressed = self.params["transport"] == "compressed"
         self.create_subscription(CompressedImage if compressed else Image,
                                  _topic(namespace, "image/compressed" if compressed else "image"),
-                                 lambda msg: self.stats.offer(namespace, msg), INPUT_QOS[self.params["input_qos"]])
+                                 lambda msg: self.stats.offer(namespace, msg, _seconds(msg.header.stamp)), INPUT_QOS[self.params["input_qos"]])
         return publishers
 
     # The worker: takes the newest frame of every camera, segments them in one call, publishes.
@@ -189,7 +190,12 @@ class SegmentNode(Node):
             "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "last_error": s.last_error,
             "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
             "model": self.model_name, "outputs": ",".join(s.outputs),
+            **s.stream.as_values(),  # transport loss: frames the stamps imply that never arrived
         }
+        if status.level == DiagnosticStatus.OK and s.stream.missing > MISSING_WARN:
+            status.level = DiagnosticStatus.WARN
+            status.message = (f"{100 * s.stream.missing:.0f} % of the frames sent ({s.stream.stamped_hz:.1f} Hz by "
+                              f"their stamps) never arrived: transport loss (docs/node.md)")
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         return status
 
@@ -200,11 +206,23 @@ class SegmentNode(Node):
         super().destroy_node()
 
 
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def _image(header, array: np.ndarray, encoding: str) -> Image:
     return image_message(Image, header, array, encoding)
 
 
+def _stop_once(signum: int, frame) -> None:
+    """Ctrl-C in a terminal signals the whole process group, and launch then signals its nodes again:
+    the first SIGINT stops the node, later ones are ignored so they cannot interrupt its shutdown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, _stop_once)  # rclpy's handler (installed by init) shuts down, then calls this
     rclpy.init(args=args)
     try:
         node = SegmentNode()
@@ -212,13 +230,18 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("segment_node").error(str(exc))
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # stopped while loading the model
+        rclpy.try_shutdown()
+        return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # SIGINT (Ctrl-C, launch) or a shutdown from outside: the normal way to stop
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

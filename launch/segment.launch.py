@@ -2,21 +2,78 @@
 
     ros2 launch bisegunet_ros segment.launch.py model:=/path/model.onnx cameras:="[front, rear]"
 
-Arguments: model, cameras (namespaces; each <ns>/image in, <ns>/segmentation/* out), params_file
-(defaults to the installed config/segment.yaml), backend, namespace, use_rviz. A camera driver
-that publishes elsewhere is connected by choosing its namespace in `cameras` (a driver's
-`/front/image` -> cameras:="[front]"), or by a remapping in a launch file of your own that
-includes this one (docs/node.md).
+Arguments (`ros2 launch bisegunet_ros segment.launch.py --show-args`): model, cameras (namespaces;
+each <ns>/image in, <ns>/segmentation/* out), params_file (defaults to the installed
+config/segment.yaml), backend, precision, output_resolution, input_qos, transport (empty: as in
+params_file), namespace, dds_profile, use_rviz. A camera driver that publishes elsewhere is
+connected by choosing its namespace in `cameras` (a driver's `/front/image` -> cameras:="[front]"),
+or by a remapping in a launch file of your own that includes this one (docs/node.md).
+Uses only launch/launch_ros API that Humble has (OpaqueFunction, OnProcessExit, Node additional_env).
 """
-from typing import List
+from __future__ import annotations
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+import tempfile
+
+import yaml
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from bisegunet_ros.rviz_config import write_rviz_config
+
+# Launch arguments that override the parameters file only when given (default "").
+OVERRIDES = {
+    "backend": "auto | onnxruntime | onnxruntime-cuda | tensorrt",
+    "precision": "TensorRT engine precision: fp32 | fp16 | int8",
+    "output_resolution": "input | network",
+    "input_qos": "sensor_data | reliable | system_default",
+    "transport": "raw | compressed",
+}
+OFF = ("", "none", "off", "false")
+
+
+def _camera_list(text: str) -> list[str]:
+    cameras = yaml.safe_load(text)
+    cameras = [cameras] if isinstance(cameras, str) else cameras
+    if not isinstance(cameras, list) or not cameras or not all(isinstance(c, str) for c in cameras):
+        raise ValueError(f"launch argument 'cameras' must be a YAML list of namespaces, e.g. \"[front, rear]\"; "
+                         f"got {text!r}")
+    return cameras
+
+
+def _fail_unless_clean(event: ProcessExited, context: LaunchContext) -> None:
+    """A node that ends with an error ends the launch with one, instead of leaving it idle or exiting 0."""
+    if event.returncode != 0:
+        raise RuntimeError(f"{event.process_name} exited with code {event.returncode} "
+                           f"(its error is logged above)")
+
+
+def _launch_setup(context: LaunchContext) -> list:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    cameras = _camera_list(arg("cameras"))
+    overrides = {"model_path": arg("model"), "cameras": cameras}
+    overrides.update({name: arg(name) for name in OVERRIDES if arg(name)})
+    profile = arg("dds_profile")
+    node = Node(
+        package="bisegunet_ros",
+        executable="segment_node",
+        namespace=arg("namespace"),
+        parameters=[arg("params_file"), overrides],
+        additional_env={} if profile.lower() in OFF else {"FASTDDS_DEFAULT_PROFILES_FILE": profile},
+        output="screen",
+    )
+    actions = [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_fail_unless_clean))]
+    if arg("use_rviz").lower() not in OFF:
+        config = tempfile.NamedTemporaryFile("w", prefix="bisegunet_", suffix=".rviz", delete=False).name
+        write_rviz_config(arg("rviz_template"), config, cameras, arg("namespace"))
+        actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", config], output="log"))
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -25,30 +82,19 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", "bisegunet_tiny.onnx"]),
                               description="ONNX model written by bisegunet-export (default: the shipped tiny model)"),
         DeclareLaunchArgument("cameras", default_value="[camera]", description="camera namespaces, YAML list"),
-        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "segment.yaml"])),
-        DeclareLaunchArgument("backend", default_value="auto",
-                              description="auto | onnxruntime | onnxruntime-cuda | tensorrt"),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "segment.yaml"]),
+                              description="node parameters (YAML); the arguments here override it"),
+        *[DeclareLaunchArgument(name, default_value="", description=f"{text} (empty: as in params_file)")
+          for name, text in OVERRIDES.items()],
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
-        DeclareLaunchArgument("use_rviz", default_value="false"),
+        DeclareLaunchArgument(
+            "dds_profile", default_value=PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
+            description="Fast DDS profile for the node (FASTDDS_DEFAULT_PROFILES_FILE); the default, shared memory "
+                        "for large images, is what makes a best-effort camera stream arrive; 'none' = Fast DDS "
+                        "defaults. The camera driver's process needs the same profile (docs/node.md)"),
+        DeclareLaunchArgument("use_rviz", default_value="false",
+                              description="start rviz2 showing input, overlay and colour of every camera"),
+        DeclareLaunchArgument("rviz_template", default_value=PathJoinSubstitution([share, "config", "segment.rviz"]),
+                              description="rviz2 configuration whose Displays are replaced per camera"),
     ]
-    node = Node(
-        package="bisegunet_ros",
-        executable="segment_node",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "model_path": LaunchConfiguration("model"),
-                "backend": LaunchConfiguration("backend"),
-                "cameras": ParameterValue(LaunchConfiguration("cameras"), value_type=List[str]),
-            },
-        ],
-        output="screen",
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        arguments=["-d", PathJoinSubstitution([share, "config", "segment.rviz"])],
-        condition=IfCondition(LaunchConfiguration("use_rviz")),
-    )
-    return LaunchDescription([*args, node, rviz])
+    return LaunchDescription([*args, OpaqueFunction(function=_launch_setup)])

@@ -1,50 +1,253 @@
-"""segment.launch.py started by launch_pytest: the node comes up and labels arrive.
+"""segment.launch.py for real: launch_pytest starts it once with two cameras (and a third for a camera
+driver's stream), then `ros2 launch` in a process group of its own is stopped the way a terminal's
+Ctrl-C stops it, and fails on a bad model.
 
-launch and launch_pytest exist only on a ROS 2 install (they are not on PyPI); here this file
-is skipped with that reason.
+The launch system is not on PyPI: `make setup` installs it from ../shared/ros2-python when that is
+there, with this package in the venv as an ament prefix. Elsewhere this file skips with that reason.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
+import yaml
 
-launch_pytest = pytest.importorskip("launch_pytest", reason="launch_pytest needs a ROS 2 install (not on PyPI)")
+launch_pytest = pytest.importorskip(
+    "launch_pytest", reason="the launch system is not installed: `make setup` installs it from "
+                            "../shared/ros2-python (absent here), a ROS 2 install has it")
 
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
+# Launched nodes and `ros2` find the package through the venv as an ament prefix, and their
+# `#!/usr/bin/env python3` must be this venv's Python.
+os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
+
+try:
+    SHARE = Path(get_package_share_directory("bisegunet_ros"))
+except PackageNotFoundError:
+    pytest.skip("bisegunet_ros is not in the ament index (AMENT_PREFIX_PATH): run `make setup`",
+                allow_module_level=True)
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from bisegunet_ros.msg import SegmentationInfo  # noqa: E402
+from bisegunet_ros.rviz_config import write_rviz_config  # noqa: E402
 from ros_client import RosClient  # noqa: E402
-from tiny_onnx import write_tiny_onnx  # noqa: E402
 
-MODEL = write_tiny_onnx(Path(tempfile.mkdtemp()) / "tiny.onnx")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = SHARE / "launch" / "segment.launch.py"
+CAMERAS = ["front", "rear"]
+DRIVER_CAMERA = "driver"  # only the camera-stream test uses it: no output subscribers, so nothing but transport
+LAUNCHED = [*CAMERAS, DRIVER_CAMERA]
+NODE = "/segment_node"
+# Values that only the params file given to the launch sets (the installed config/segment.yaml differs).
+PARAMS_FILE = Path(tempfile.mkdtemp()) / "params.yaml"
+PARAMS_FILE.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"overlay_alpha": 0.25, "stale_timeout": 30.0}}}))
+STREAM = {"frames": 50, "rate": 10.0, "width": 1024, "height": 512}
 
 
-@launch_pytest.fixture
+@launch_pytest.fixture(scope="module")
 def segment_launch():
-    launch_file = Path(get_package_share_directory("bisegunet_ros")) / "launch" / "segment.launch.py"
     return LaunchDescription([
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(launch_file)),
-                                 launch_arguments={"model": str(MODEL), "cameras": "[front]",
-                                                   "backend": "onnxruntime"}.items()),
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)), launch_arguments={
+            "cameras": f"[{', '.join(LAUNCHED)}]", "backend": "onnxruntime", "output_resolution": "network",
+            "params_file": str(PARAMS_FILE)}.items()),
         launch_pytest.actions.ReadyToTest(),
     ])
 
 
-@pytest.mark.launch(fixture=segment_launch)
-def test_labels_arrive_with_the_input_stamp():
+@pytest.fixture(scope="module")
+def client():
     client = RosClient("launch_test_client")
+    assert client.spin_until(lambda: NODE in _node_names(client), timeout=60), "the launched node never appeared"
+    yield client
+    client.close()
+
+
+def _node_names(client: RosClient) -> set[str]:
+    return {f"{ns.rstrip('/')}/{name}" for name, ns in client.node.get_node_names_and_namespaces()}
+
+
+def _frame(camera: str) -> Image:
+    frame = Image(height=32, width=64, encoding="rgb8", step=192, data=np.zeros((32, 192), np.uint8).tobytes())
+    frame.header.frame_id = camera
+    return frame
+
+
+@pytest.mark.launch(fixture=segment_launch)
+def test_each_camera_gets_labels_with_its_frame_stamp_from_the_launch_arguments(client):
+    for camera in CAMERAS:
+        labels = client.subscribe(f"/{camera}/segmentation/label", Image)
+        infos = client.subscribe(f"/{camera}/segmentation/info", SegmentationInfo)
+        frame = _frame(camera)
+        reply = client.request(f"/{camera}/image", frame, labels, timeout=60)
+        assert reply is not None, f"no label on /{camera}/segmentation/label"
+        assert reply.header.stamp == frame.header.stamp and reply.header.frame_id == camera
+        # output_resolution:=network: the label has the network's size, not the 64x32 input's
+        assert client.spin_until(lambda: infos, timeout=20)
+        info = infos[-1]
+        assert (reply.width, reply.height) == (info.network_width, info.network_height) != (64, 32)
+        assert info.backend.startswith("onnxruntime")  # backend:=onnxruntime (the file says auto)
+        assert info.model_name and info.frames_processed >= 1
+
+
+@pytest.mark.launch(fixture=segment_launch)
+def test_the_params_file_and_the_arguments_reach_the_node(client):
+    service = client.node.create_client(GetParameters, f"{NODE}/get_parameters")
+    assert service.wait_for_service(timeout_sec=30)
+    future = service.call_async(GetParameters.Request(
+        names=["overlay_alpha", "stale_timeout", "backend", "output_resolution", "cameras", "model_path"]))
+    assert client.spin_until(future.done, timeout=30)
+    alpha, stale, backend, resolution, cameras, model = future.result().values
+    assert (alpha.double_value, stale.double_value) == (0.25, 30.0)
+    assert (backend.string_value, resolution.string_value) == ("onnxruntime", "network")
+    assert list(cameras.string_array_value) == LAUNCHED
+    assert model.string_value == str(SHARE / "models" / "bisegunet_tiny.onnx")  # the shipped model
+
+
+@pytest.mark.launch(fixture=segment_launch)
+def test_the_generated_rviz_config_shows_topics_the_node_has(client, tmp_path):
+    config = yaml.safe_load(write_rviz_config(SHARE / "config" / "segment.rviz", tmp_path / "segment.rviz",
+                                              LAUNCHED).read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    assert len(displays) == 3 * len(LAUNCHED)
+    topics = {}
+    for names_and_types in (client.node.get_publisher_names_and_types_by_node("segment_node", "/"),
+                            client.node.get_subscriber_names_and_types_by_node("segment_node", "/")):
+        topics.update({name: types for name, types in names_and_types})
+    for display in displays:
+        assert display["Class"] == "rviz_default_plugins/Image"
+        assert topics.get(display["Topic"]["Value"]) == ["sensor_msgs/msg/Image"], display["Topic"]["Value"]
+    assert {d["Topic"]["Value"] for d in displays} >= {"/front/segmentation/overlay", "/rear/image"}
+
+
+@pytest.mark.launch(fixture=segment_launch)
+def test_a_best_effort_camera_stream_reaches_the_node(client):
+    """A driver with the launch file's shared-memory profile, 1024x512 rgb8 at 10 Hz: >= 95 % arrive."""
+    diagnostics = client.subscribe("/diagnostics", DiagnosticArray)
+
+    def driver_camera() -> dict | None:
+        for array in reversed(diagnostics):
+            for status in array.status:
+                if status.name.endswith(f": {DRIVER_CAMERA}"):
+                    return {v.key: v.value for v in status.values}
+        return None
+
+    assert client.spin_until(lambda: driver_camera() is not None, timeout=20)
+    before = int(driver_camera()["received"])
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(SHARE / "config" / "fastdds_shm.xml"))
+    driver = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "camera_driver.py"), f"/{DRIVER_CAMERA}/image",
+         *[f"--{k}={v}" for k, v in STREAM.items()]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
     try:
-        labels = client.subscribe("/front/segmentation/label", Image)
-        frame = Image(height=32, width=64, encoding="rgb8", step=192,
-                      data=np.zeros((32, 192), np.uint8).tobytes())
-        frame.header.frame_id = "front"
-        reply = client.request("/front/image", frame, labels, timeout=60)
-        assert reply is not None and reply.header.frame_id == "front"
+        assert client.spin_until(lambda: driver.poll() is not None, timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, driver.stdout.read()
+    # the first diagnostics that count every frame (they come at 1 Hz), else the last within 15 s
+    client.spin_until(lambda: int(driver_camera()["received"]) - before >= STREAM["frames"], timeout=15)
+    values = driver_camera()
+    assert int(values["received"]) - before >= 0.95 * STREAM["frames"], values
+    assert float(values["stamped_hz"]) == pytest.approx(STREAM["rate"], rel=0.05), values
+    assert float(values["missing_percent"]) <= 5.0, values
+
+
+@pytest.mark.skipif(SHARE.parents[1] != Path(sys.prefix), reason="a colcon install: its own installed copy")
+def test_the_venv_prefix_runs_the_checkouts_code():
+    """One bisegunet_ros in the venv world: lib/ executables import the editable package, no copy in the prefix."""
+    executable = SHARE.parents[1] / "lib" / "bisegunet_ros" / "segment_node"
+    assert executable.read_text().startswith("#!/usr/bin/env python3")
+    python3 = shutil.which("python3")  # what the shebang finds with the venv's bin/ first on PATH
+    found = subprocess.run([python3, "-c", "import bisegunet_ros.segment_node as m; print(m.__file__)"],
+                           capture_output=True, text=True, cwd=tempfile.gettempdir())
+    assert Path(found.stdout.strip()) == ROOT / "bisegunet_ros" / "segment_node.py", found.stderr
+    assert not list(Path(sys.prefix).glob("lib/python3*/site-packages/bisegunet_ros/"))
+
+
+def _ros2_launch(*arguments: str) -> subprocess.Popen:
+    """`ros2 launch` in a process group of its own, as a terminal runs a foreground command."""
+    return subprocess.Popen(["ros2", "launch", "bisegunet_ros", "segment.launch.py", *arguments],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float) -> str:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"ros2 launch did not end within {timeout} s:\n{out}")
+    return out
+
+
+def test_ctrl_c_to_the_process_group_stops_launch_and_node_cleanly():
+    """The node gets SIGINT twice (the group's, then launch's), or more, and still exits 0 without a traceback."""
+    proc = _ros2_launch("cameras:=[sigint]", "namespace:=sigint", "backend:=onnxruntime")
+    client = RosClient("sigint_test_client")
+    try:
+        assert client.spin_until(lambda: "/sigint" + NODE in _node_names(client) or proc.poll() is not None,
+                                 timeout=60)
+        assert proc.poll() is None, _finish(proc, 10)
+        time.sleep(1.0)  # past the node's start, into spin()
+        node = psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGINT)
+        for _ in range(25):  # and more SIGINTs while the node shuts down, whatever their timing
+            time.sleep(0.02)
+            for process in node:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGINT)
+        out = _finish(proc, 60)
     finally:
         client.close()
+    assert proc.returncode == 0, out
+    assert "process has finished cleanly" in out, out
+    assert "Traceback" not in out and "exit code" not in out, out
+
+
+def test_a_missing_model_ends_the_launch_with_a_clear_error():
+    proc = _ros2_launch("model:=/nonexistent/model.onnx", "backend:=onnxruntime")
+    out = _finish(proc, 60)
+    assert proc.returncode != 0, out
+    assert "/nonexistent/model.onnx: model file not found" in out, out
+    assert "Traceback" not in out, out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_launch_passes_a_list_argument_and_stops_on_ctrl_c():
+    """`make launch LAUNCH_ARGS='cameras:=[...]'` as a terminal runs it: an argument with a space in it
+    arrives whole, and Ctrl-C to make's process group stops launch and node cleanly."""
+    proc = subprocess.Popen(["make", "--no-print-directory", "launch",
+                             "LAUNCH_ARGS=cameras:=[one, two] namespace:=make backend:=onnxruntime"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    client = RosClient("make_launch_test_client")
+    try:
+        assert client.spin_until(lambda: "/make" + NODE in _node_names(client) or proc.poll() is not None,
+                                 timeout=120)
+        assert proc.poll() is None, _finish(proc, 10)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = _finish(proc, 60)
+    finally:
+        client.close()
+    assert "cameras ['one', 'two']" in out, out
+    assert "process has finished cleanly" in out and "Traceback" not in out, out
