@@ -4,7 +4,7 @@
     bisegunet-eval-bag BAG --model M.onnx --live          # through a node over DDS, as on the vehicle
     bisegunet-eval-bag BAG --pred-topic /camera/segmentation/label   # predictions already in the bag
 
-Ground truth is a mono8 label image per frame (train ids, 255 = ignore), matched to the image
+Ground truth is a mono8 label image per frame (class ids of the model, 255 = ignore), matched to the image
 (and prediction) by header stamp. Metrics come from one confusion matrix over the whole bag
 (metrics.py, the same code training validates with). Writes report.json, report.md and plots.
 """
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
-from .classes import CITYSCAPES, IGNORE_INDEX
+from .classes import CITYSCAPES, IGNORE_INDEX, ClassFileError, load_class_definition
 from .image_codec import ImageDecodeError, decode_compressed, decode_image, encode_image
 from .metrics import ConfusionMatrix
 from .model_info import ModelError
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
     parser.add_argument("--model", help="ONNX from bisegunet-export (offline; with --live, starts a node with it)")
+    parser.add_argument("--classes", help="without --model: class definition file of the labels (default: Cityscapes)")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
     parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
     parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
@@ -209,10 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (args.pred_topic or args.model or args.live):
         parser.error("give --model (run a model), --pred-topic (predictions in the bag) or --live (running node)")
+    if args.classes and args.model:
+        parser.error("--classes is for recorded predictions without --model: a model carries its own classes")
     out = args.out or Path("reports") / args.bag.name
 
     try:
-        pipeline, classes, backend = None, CITYSCAPES, None
+        pipeline, backend = None, None
+        classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
         if args.model and not args.live and not args.pred_topic:
             from .backends import load_backend
             from .pipeline import SegmentationPipeline
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = Evaluation(classes)
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
-    except (BagError, ModelError, TimeoutError, FileExistsError) as exc:
+    except (BagError, ModelError, ClassFileError, TimeoutError, FileExistsError) as exc:
         log.error("%s", exc)
         return 1
     if evaluation.evaluated == 0:
