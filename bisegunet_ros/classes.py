@@ -86,12 +86,12 @@ def load_class_definition(path: str | Path) -> ClassDefinition:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ClassFileError(f"{path}: not valid YAML ({exc})") from exc
+    unknown = sorted(set(values) - {"classes", "ignore_index"}) if isinstance(values, dict) else []
+    if unknown:
+        raise ClassFileError(f"{path}: unknown key {', '.join(map(str, unknown))}; valid keys: classes, ignore_index")
     if not isinstance(values, dict) or not isinstance(values.get("classes"), list) or not values["classes"]:
         raise ClassFileError(f"{path}: expected a mapping with a non-empty list under 'classes' "
                              "(each item {name: ..., color: [r, g, b]})")
-    unknown = sorted(set(values) - {"classes", "ignore_index"})
-    if unknown:
-        raise ClassFileError(f"{path}: unknown key {', '.join(unknown)}; valid keys: classes, ignore_index")
     names, palette = [], []
     for i, item in enumerate(values["classes"]):
         where = f"{path}: classes[{i}]"
