@@ -120,8 +120,10 @@ def scan_labels(dataset: Dataset, workers: int = 0) -> MaskScan:
     n = len(dataset.classes)
     result = MaskScan(np.zeros(n, np.int64), np.zeros(n, np.int64))
     loader = DataLoader(_ScanItems(dataset), batch_size=None, num_workers=workers, collate_fn=_as_is)
-    for source, counts, pixels, unknown in tqdm(loader, total=len(dataset), desc="reading labels", unit="label",
-                                                disable=None, leave=False):
+    for item in tqdm(loader, total=len(dataset), desc="reading labels", unit="label", disable=None, leave=False):
+        if isinstance(item, DatasetError):     # raised here, not in a worker: one line, no worker traceback
+            raise item
+        source, counts, pixels, unknown = item
         result.class_pixels += counts
         result.present_pixels += np.where(counts > 0, pixels, 0)
         result.pixels += pixels
@@ -145,7 +147,8 @@ def _as_is(item):
 
 
 class _ScanItems(Dataset):
-    """One item per sample: (mask path or index, pixels per class, label pixels, colours in no class)."""
+    """One item per sample: (mask path or index, pixels per class, label pixels, colours in no class), or
+    the DatasetError the sample raised."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -154,6 +157,12 @@ class _ScanItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
+        try:
+            return self._counts(index)
+        except DatasetError as exc:
+            return exc
+
+    def _counts(self, index: int):
         if isinstance(self.dataset, FolderDataset):
             image_path, source = self.dataset.pairs[index]
             label, unknown = self.dataset.decode(source)
