@@ -111,7 +111,7 @@ def load_class_definition(path: str | Path) -> ClassDefinition:
         names.append(name)
         palette.append(tuple(color))
     ignore = values.get("ignore_index", IGNORE_INDEX)
-    if not isinstance(ignore, int) or not len(names) <= ignore <= 255:
+    if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
         raise ClassFileError(f"{path}: ignore_index must be an integer from {len(names)} (after the class ids) "
                              f"to 255, got {ignore!r}")
     return ClassDefinition(ClassTable(tuple(names), tuple(palette)), ignore)

@@ -24,6 +24,8 @@ def build_dataset(kind: str, split: str, height: int, width: int, mean, std, aug
     """One dataset of `kind` for `split` ("train" or "val"); `classes` and `mask_format` are for folders."""
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    if kind != "folders" and mask_format != "ids":
+        raise ValueError(f"data.mask_format is for folder datasets (data.kind=folders), not data.kind={kind}")
     aug = Augment(height, width, tuple(scale_range), flip, color_jitter) if augment else None
     if kind == "synthetic":
         return SyntheticStreetScenes(length, height, width, seed + (VAL_SEED_OFFSET if split == "val" else 0),
