@@ -2,16 +2,20 @@
 
 The exporter writes these keys and the runtime reads them back, so the .onnx file alone is
 enough to run a model: no training config, no class list on the side. Values are JSON strings.
+Format 2 (issue 14): uint8 NHWC `pixels` in, uint8 `labels` and `confidence` out; the graph
+normalises. Format 1 files (float NCHW in, float logits out) are refused with the re-export command.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .classes import ClassTable
 
 PREFIX = "bisegunet."
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED = ("format_version", "class_names", "palette", "input_size", "mean", "std", "channel_order")
 
 
@@ -27,8 +31,8 @@ class ModelInfo:
     input_height: int
     input_width: int
     mean: tuple[float, float, float]          # per channel, on 0-1 pixel values, in channel_order
-    std: tuple[float, float, float]
-    channel_order: str = "rgb"                # order of the network's input channels
+    std: tuple[float, float, float]           # (applied inside the graph; recorded for training and calibration)
+    channel_order: str = "rgb"                # channel order of the uint8 `pixels` the runtime feeds
     name: str = "bisegunet"
     preset: str = ""
     binarized: bool = True
@@ -65,6 +69,12 @@ class ModelInfo:
         if values["format_version"] > FORMAT_VERSION:
             raise ModelError(f"{source}: metadata format {values['format_version']} is newer than this "
                              f"runtime understands ({FORMAT_VERSION}); update bisegunet_ros.")
+        if values["format_version"] < FORMAT_VERSION:
+            raise ModelError(
+                f"{source}: metadata format {values['format_version']} (float input, logits output) is older than "
+                f"this runtime's {FORMAT_VERSION} (uint8 pixels in, uint8 labels out). Re-export it with "
+                "`bisegunet-export --checkpoint CKPT --out MODEL.onnx` (or `bisegunet-export --from-onnx OLD.onnx "
+                "--out MODEL.onnx` when only the old ONNX is left).")
         try:
             height, width = (int(v) for v in values.pop("input_size"))
             return cls(
@@ -78,3 +88,59 @@ class ModelInfo:
             )
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: malformed bisegunet metadata: {exc}") from exc
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike) -> "ModelInfo":
+        """THE reader of model metadata from an ONNX file; ModelError names the file and the fix."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found; give the .onnx written by bisegunet-export")
+        try:
+            props = _onnx_metadata_props(path.read_bytes())
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
+        return cls.from_metadata(props, str(path))
+
+
+METADATA_PROPS_FIELD = 14   # ModelProto.metadata_props (onnx.proto); entries: key = 1, value = 2
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(data: bytes):
+    """(field number, wire type, value) of one protobuf message; length-delimited values as bytes."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated protobuf field")
+            value, pos = data[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = data[pos:pos + width], pos + width
+        else:
+            raise ValueError(f"protobuf wire type {wire} is not valid in an ONNX file")
+        yield number, wire, value
+
+
+def _onnx_metadata_props(data: bytes) -> dict[str, str]:
+    """metadata_props of a serialised ONNX ModelProto, read without the onnx package (not a runtime dependency)."""
+    props = {}
+    for number, wire, value in _fields(data):
+        if number == METADATA_PROPS_FIELD and wire == 2:
+            entry = {n: v.decode() for n, w, v in _fields(value) if w == 2}
+            props[entry.get(1, "")] = entry.get(2, "")
+    return props

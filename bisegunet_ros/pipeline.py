@@ -1,7 +1,10 @@
 """The pure segmentation pipeline: decoded RGB frames in, labels and derived images out.
 
 The ROS node, the rosbag evaluator and the tests all drive this same code, so what is measured
-offline is what runs on the vehicle. Nothing here knows about ROS messages.
+offline is what runs on the vehicle. Nothing here knows about ROS messages. The model does
+normalisation, argmax and confidence in its graph (model format 2), so the host only packs uint8
+frames (resizing them when the camera's size differs from the network's) and, when asked, maps
+and resizes the uint8 labels.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ class StageTimes:
 
 @dataclass
 class Segmentation:
-    """Result for one frame. `labels` is uint8 (uint16 beyond 255 classes) at the output resolution."""
+    """Result for one frame. `labels` is uint8 class ids at the output resolution."""
 
     labels: np.ndarray
     confidence: np.ndarray | None          # uint8, max softmax probability x 255, same size as labels
@@ -58,12 +61,10 @@ class SegmentationPipeline:
         num_classes = len(self.info.classes)
         if not 0 <= background_id < num_classes:
             raise ValueError(f"background_id {background_id} is not a class id of this model (0..{num_classes - 1})")
-        self.label_dtype = np.uint8 if num_classes <= 256 else np.uint16
-        self.label_map = np.arange(num_classes, dtype=self.label_dtype)
-        self.label_map[list(class_filter)] = background_id
-        # (x / 255 - mean) / std folded into one multiply-add per channel
-        self._scale = (1.0 / (255.0 * np.asarray(self.info.std, np.float32))).astype(np.float32)
-        self._offset = (-np.asarray(self.info.mean, np.float32) / np.asarray(self.info.std, np.float32))
+        # class filter: one uint8 lookup (cv2.LUT) on the labels the graph gives
+        self._lut = np.arange(256, dtype=np.uint8)
+        self._lut[list(class_filter)] = background_id
+        self._filter = bool(class_filter)
         self._bgr = self.info.channel_order == "bgr"
         self._palette = self.info.classes.palette_array()
 
@@ -76,33 +77,43 @@ class SegmentationPipeline:
         return self.info.input_height, self.info.input_width
 
     def preprocess(self, frames: list[np.ndarray]) -> np.ndarray:
-        """RGB uint8 frames of any size -> normalised float32 (N, 3, H, W) at the network size."""
+        """RGB uint8 frames of any size -> uint8 (N, H, W, 3) at the network size, in the model's channel order.
+
+        A single frame already at the network size is passed on without a copy; other frames are
+        resized (uint8, area when shrinking, linear when enlarging) straight into the batch.
+        """
         height, width = self.network_size
-        batch = np.empty((len(frames), 3, height, width), np.float32)
+        if len(frames) == 1 and frames[0].shape[:2] == (height, width) and not self._bgr:
+            return np.ascontiguousarray(frames[0])[None]
+        batch = np.empty((len(frames), height, width, 3), np.uint8)
         for i, rgb in enumerate(frames):
             if rgb.shape[:2] != (height, width):
                 shrink = rgb.shape[0] > height or rgb.shape[1] > width
-                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+                cv2.resize(rgb, (width, height), dst=batch[i],
+                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            else:
+                batch[i] = rgb
             if self._bgr:
-                rgb = rgb[..., ::-1]
-            hwc = rgb.astype(np.float32) * self._scale + self._offset
-            batch[i] = hwc.transpose(2, 0, 1)
+                batch[i] = batch[i, ..., ::-1]
         return batch
 
-    def postprocess(self, logits: np.ndarray, frame_size: tuple[int, int],
-                    want_confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits (C, h, w) of one frame -> labels (and confidence) at the output resolution."""
-        labels = self.label_map[logits.argmax(axis=0)]
-        confidence = None
-        if want_confidence:
-            peak = logits.max(axis=0)
-            # max softmax probability = 1 / sum(exp(l - max))
-            confidence = (255.0 / np.exp(logits - peak).sum(axis=0)).astype(np.uint8)
+    def postprocess(self, labels: np.ndarray, confidence: np.ndarray | None,
+                    frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 labels (and confidence) of one frame from the engine -> arrays this frame owns, at the output size.
+
+        Class ids are never interpolated (nearest neighbour); the confidence is resized linearly.
+        """
+        labels = cv2.LUT(labels, self._lut) if self._filter else labels
         if self.output_resolution == "input" and labels.shape != frame_size:
             size = (frame_size[1], frame_size[0])
             labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
             if confidence is not None:
                 confidence = cv2.resize(confidence, size, interpolation=cv2.INTER_LINEAR)
+        # the engine's buffers are reused by its next call: copy what was not already made new above
+        if not self._filter and labels.shape == self.network_size:
+            labels = labels.copy()
+        if confidence is not None and confidence.shape == self.network_size:
+            confidence = confidence.copy()
         return labels, confidence
 
     def run(self, frames: list[np.ndarray], want_confidence: bool = False,
@@ -115,11 +126,12 @@ class SegmentationPipeline:
             t0 = time.perf_counter()
             batch = self.preprocess(chunk)
             t1 = time.perf_counter()
-            logits = self.backend.infer(batch)
+            outputs = self.backend.infer(batch)
             t2 = time.perf_counter()
             for i, rgb in enumerate(chunk):
                 t3 = time.perf_counter()
-                labels, confidence = self.postprocess(logits[i], rgb.shape[:2], want_confidence)
+                labels, confidence = self.postprocess(
+                    outputs.labels[i], outputs.confidence[i] if want_confidence else None, rgb.shape[:2])
                 times = StageTimes(
                     decode_ms=decode_ms[start + i] if decode_ms else 0.0,
                     preprocess_ms=(t1 - t0) * 1e3 / len(chunk), inference_ms=(t2 - t1) * 1e3 / len(chunk),

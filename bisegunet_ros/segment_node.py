@@ -71,7 +71,7 @@ class SegmentNode(Node):
         self.mask_ids = classes.resolve(p["mask_classes"])
         self.pipeline = SegmentationPipeline(backend, p["output_resolution"], tuple(classes.resolve(p["class_filter"])),
                                              p["background_id"])
-        self.label_encoding = "mono8" if self.pipeline.label_dtype == np.uint8 else "mono16"
+        self.label_encoding = "mono8"          # the graph gives uint8 class ids (model format 2)
         self.model_name = backend.info.name or p["model_path"]
         self.cameras = [self._add_camera(ns) for ns in p["cameras"]]
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -1,7 +1,9 @@
 """A hand-built ONNX segmenter with bisegunet metadata, for runtime tests that need no torch.
 
 Its logits are a fixed linear function of the normalised pixel (a 1x1 convolution), so the
-labels it gives any image are known in advance and backends can be checked against numpy.
+labels it gives any image are known in advance and backends can be checked against numpy. The
+float core is wrapped by the exporter's own `compose_uint8_graph` (uint8 pixels in, uint8 labels
+and confidence out; `logits=True` adds the float logits), so tests run the real contract.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bisegunet_ros.classes import CITYSCAPES, ClassTable
 from bisegunet_ros.model_info import ModelInfo
+from bisegunet_training.normalisation import normalise
+from bisegunet_training.uint8_graph import compose_uint8_graph
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -29,8 +33,19 @@ def conv_weights(num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
             rng.normal(size=num_classes).astype(np.float32) * 0.1)
 
 
+def _save(core: onnx.ModelProto, path: Path, info: ModelInfo, metadata: bool = True, logits: bool = False,
+          class_filter: tuple[int, ...] = ()) -> Path:
+    core.ir_version = 8
+    model = compose_uint8_graph(core, info.mean, info.std, len(info.classes), class_filter, logits=logits)
+    if metadata:
+        helper.set_model_props(model, info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
-                    metadata: bool = True) -> Path:
+                    metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = ()) -> Path:
     info = info or tiny_info()
     weight, bias = conv_weights(len(info.classes))
     batch = "N" if dynamic_batch else 1
@@ -42,19 +57,15 @@ def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bo
                                        [batch, len(info.classes), info.input_height, info.input_width])],
         [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if metadata:
-        helper.set_model_props(model, info.to_metadata())
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path, info, metadata, logits,
+                 class_filter)
 
 
-def reference_logits(batch: np.ndarray, num_classes: int) -> np.ndarray:
-    """What the tiny model computes, in numpy."""
+def reference_logits(pixels: np.ndarray, num_classes: int) -> np.ndarray:
+    """What the tiny model computes for uint8 RGB pixels (N, H, W, 3), in numpy: (N, C, H, W)."""
     weight, bias = conv_weights(num_classes)
-    return np.einsum("kc,nchw->nkhw", weight[:, :, 0, 0], batch) + bias[None, :, None, None]
+    normalised = normalise(pixels, MEAN, STD)
+    return np.einsum("kc,nhwc->nkhw", weight[:, :, 0, 0], normalised) + bias[None, :, None, None]
 
 
 def write_slow_onnx(path: Path, info: ModelInfo | None = None, layers: int = 12, channels: int = 32) -> Path:
@@ -72,8 +83,4 @@ def write_slow_onnx(path: Path, info: ModelInfo | None = None, layers: int = 12,
     shape = [1, 3, info.input_height, info.input_width]
     graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, info.to_metadata())
-    onnx.save(model, str(path))
-    return path
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path, info)

@@ -1,18 +1,25 @@
 """`bisegunet-export`: a checkpoint to an ONNX model the runtime can run from the file alone.
 
     bisegunet-export --checkpoint runs/NAME/best.pt --out models/NAME.onnx [--dynamic-batch]
-        [--height H --width W] [--packed models/NAME.packed.npz]
+        [--height H --width W] [--class-filter 11,12 --background-id 0] [--logits]
+        [--packed models/NAME.packed.npz]
+    bisegunet-export --from-onnx OLD.onnx --out NEW.onnx [--logits]   # a format-1 file, re-wrapped
 
 Opset 17; binary weights folded to sign * alpha and BatchNorm folded (fold.py); fixed H x W
 (the training size unless given) and optionally a dynamic batch dimension, so several cameras
-share one call. metadata_props carry classes, palette, input size, mean/std, channel order,
-preset, binarized flag and the training command and commit (bisegunet_ros/model_info.py).
+share one call. The graph takes uint8 RGB pixels (N, H, W, 3) and gives uint8 `labels` and
+`confidence` (uint8_graph.py); `--logits` adds the float logits. metadata_props carry classes,
+palette, input size, mean/std, channel order, preset, binarized flag, the class filter and the
+training command and commit (bisegunet_ros/model_info.py).
 """
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +27,12 @@ import onnx
 import torch
 
 from bisegunet_ros.classes import CITYSCAPES, ClassTable
-from bisegunet_ros.model_info import ModelInfo
+from bisegunet_ros.model_info import FORMAT_VERSION, PREFIX, ModelError, ModelInfo
 
 from .checkpoint import load_checkpoint
 from .fold import fold_for_inference
 from .model import TORCHVISION_PREFIX, binary_layers, build_model, model_config_from_dict
+from .uint8_graph import compose_uint8_graph
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -74,21 +82,33 @@ def unsupported_by_tensorrt(model: onnx.ModelProto) -> set[str]:
 
 
 def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int, info: ModelInfo,
-                dynamic_batch: bool = False, tensorrt_check: bool = True) -> onnx.ModelProto:
-    """Fold, export, attach metadata, check; returns the saved model.
+                dynamic_batch: bool = False, tensorrt_check: bool = True, class_filter: Sequence[int] = (),
+                background_id: int = 0, logits: bool = False) -> onnx.ModelProto:
+    """Fold, export the float core, wrap it in the uint8 contract, attach metadata, check; returns the saved model.
 
     `tensorrt_check=False` skips the TensorRT op list (training/tensorrt_onnx_ops.txt, TensorRT 8.4's
     matrix) for graphs that only ONNX Runtime runs, such as torchvision's MobileNetV3 (HardSwish).
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     folded = fold_for_inference(model)
     dummy = torch.zeros(1, 3, height, width)
     axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
-    torch.onnx.export(folded, (dummy,), str(out), dynamo=False, opset_version=OPSET, input_names=["input"],
+    buffer = io.BytesIO()
+    torch.onnx.export(folded, (dummy,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
                       output_names=["logits"], dynamic_axes=axes, do_constant_folding=True)
-    proto = onnx.load(str(out))
-    onnx.helper.set_model_props(proto, info.to_metadata())
+    core = onnx.load_from_string(buffer.getvalue())
+    return save_uint8_model(core, out, info, tensorrt_check, class_filter, background_id, logits)
+
+
+def save_uint8_model(core: onnx.ModelProto, out: str | Path, info: ModelInfo, tensorrt_check: bool = True,
+                     class_filter: Sequence[int] = (), background_id: int = 0, logits: bool = False) -> onnx.ModelProto:
+    """The uint8 model around a float-logits core, with `info`'s metadata (the class filter recorded), checked."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proto = compose_uint8_graph(core, info.mean, info.std, len(info.classes), class_filter, background_id, logits)
+    extra = {**info.extra, "outputs": [o.name for o in proto.graph.output]}
+    if class_filter:
+        extra.update(class_filter=sorted(set(class_filter)), background_id=background_id)
+    onnx.helper.set_model_props(proto, ModelInfo(**{**info.__dict__, "extra": extra}).to_metadata())
     onnx.checker.check_model(proto, full_check=True)
     missing = unsupported_by_tensorrt(proto) if tensorrt_check else set()
     if missing:
@@ -97,19 +117,56 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
     return proto
 
 
+def rewrap_float_onnx(source: str | Path, out: str | Path, logits: bool = False) -> onnx.ModelProto:
+    """A format-1 file (float NCHW input, float logits) re-wrapped in the uint8 contract, metadata kept.
+
+    For shipped models whose checkpoint is gone: the file carries its mean/std, so nothing is lost.
+    """
+    try:
+        core = onnx.load(str(source))
+    except Exception as exc:  # protobuf raises its own DecodeError for corrupt files
+        raise ModelError(f"{source}: not a loadable ONNX model ({exc})") from exc
+    props = {p.key: p.value for p in core.metadata_props}
+    if json.loads(props.get(PREFIX + "format_version", "0")) >= FORMAT_VERSION:
+        raise ModelError(f"{source}: already in model format {FORMAT_VERSION} (uint8 pixels in); nothing to convert")
+    props[PREFIX + "format_version"] = json.dumps(FORMAT_VERSION)
+    info = ModelInfo.from_metadata(props, str(source))
+    return save_uint8_model(core, out, info, logits=logits)
+
+
+def class_ids(text: str) -> list[int]:
+    """argparse type: "11,12" -> [11, 12]."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class ids, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path)
+    source.add_argument("--from-onnx", type=Path, help="re-wrap a format-1 ONNX (float in, logits out) instead")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--height", type=int, help="network input height (default: the training size)")
     parser.add_argument("--width", type=int)
     parser.add_argument("--dynamic-batch", action="store_true", help="batch dimension free (several cameras)")
+    parser.add_argument("--logits", action="store_true", help="also output float logits (evaluation, debugging)")
+    parser.add_argument("--class-filter", type=class_ids, default=[],
+                        help="class ids published as --background-id, fixed in the graph (e.g. 11,12)")
+    parser.add_argument("--background-id", type=int, default=0)
     parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (.npz) here")
     parser.add_argument("--no-tensorrt-check", action="store_true",
                         help="skip the TensorRT op list (graphs for ONNX Runtime only, e.g. torchvision models)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.from_onnx:
+            if not args.from_onnx.is_file():
+                raise FileNotFoundError(f"{args.from_onnx}: no such ONNX file")
+            rewrap_float_onnx(args.from_onnx, args.out, args.logits)
+            log.info("wrote %s (uint8 in, labels and confidence out) from %s", args.out, args.from_onnx)
+            return 0
         model, state = model_from_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -117,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     height, width = args.height or state["data"]["height"], args.width or state["data"]["width"]
     layers = binary_layers(model)
     binarized = bool(layers) and all(layer.binarized for _, layer in layers)
-    export_onnx(model, args.out, height, width, model_info(state, height, width, binarized, args.dynamic_batch),
-                args.dynamic_batch, tensorrt_check=not args.no_tensorrt_check)
+    try:
+        export_onnx(model, args.out, height, width, model_info(state, height, width, binarized, args.dynamic_batch),
+                    args.dynamic_batch, not args.no_tensorrt_check, args.class_filter, args.background_id, args.logits)
+    except ValueError as exc:     # a class filter outside the model's classes
+        log.error("%s", exc)
+        return 1
     log.info("wrote %s (%dx%d, %s, %s batch)", args.out, width, height, "binary" if binarized else "float",
              "dynamic" if args.dynamic_batch else "fixed")
     if args.packed:

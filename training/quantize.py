@@ -1,10 +1,15 @@
-"""`bisegunet-quantize`: INT8 ONNX for the CPU (beyond the paper), with ONNX Runtime static quantization.
+"""`bisegunet-quantize`: one INT8 QDQ model that ONNX Runtime runs on the CPU and TensorRT builds on the vehicle.
 
     bisegunet-quantize --onnx models/NAME.onnx --out models/NAME.int8.onnx [--frames 64]
 
-QDQ format, per-channel symmetric INT8 weights: a binary conv's weights are +-alpha_c per
-channel, so per-channel INT8 represents them exactly; activations are calibrated on synthetic
-street scenes at the model's input size. Metadata is carried over, with precision "int8".
+Explicit quantization (QDQ), the form TensorRT 10 takes instead of implicit calibration:
+symmetric int8 activations (zero point 0, which TensorRT's ONNX parser requires) and
+per-channel symmetric int8 weights; a binary conv's weights are +-alpha_c per channel, so
+per-channel int8 represents them exactly. Biases stay float (TensorRT quantizes no biases).
+Calibration feeds uint8 synthetic street scenes at the model's input size through the model's
+own graph (model format 2), so its normalisation is the one the graph holds. The uint8 head and
+the label/confidence tail (`uint8_io/...` nodes) stay in float. Metadata is carried over, with
+precision "int8".
 """
 from __future__ import annotations
 
@@ -20,48 +25,49 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from bisegunet_ros.model_info import PREFIX, ModelInfo
+from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo
 
 from .data.scenes import render_scene
+from .uint8_graph import INPUT
+from .uint8_graph import PREFIX as IO_PREFIX
 
 log = logging.getLogger(__name__)
+QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+               "OpTypesToExcludeOutputQuantization": ["Conv"]}
 
 
 class SceneReader(CalibrationDataReader):
-    """Normalised synthetic frames, one per call, at the model's input size."""
+    """uint8 RGB synthetic frames (1, H, W, 3), one per call, at the model's input size."""
 
-    def __init__(self, info: ModelInfo, input_name: str, frames: int, seed: int):
-        self.batches = (self._frame(info, i, seed) for i in range(frames))
-        self.input_name = input_name
-
-    @staticmethod
-    def _frame(info: ModelInfo, index: int, seed: int) -> np.ndarray:
-        rgb, _ = render_scene(seed, index, info.input_height, info.input_width)
-        normalised = (rgb / 255.0 - np.asarray(info.mean)) / np.asarray(info.std)
-        return normalised.transpose(2, 0, 1)[None].astype(np.float32)
+    def __init__(self, info: ModelInfo, frames: int, seed: int):
+        self.batches = (render_scene(seed, i, info.input_height, info.input_width)[0][None] for i in range(frames))
 
     def get_next(self):
         batch = next(self.batches, None)
-        return None if batch is None else {self.input_name: batch}
+        return None if batch is None else {INPUT: batch}
 
 
 def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001) -> Path:
     """Write the INT8 QDQ model; calibration scenes come from a seed no training split uses."""
     onnx_path, out = Path(onnx_path), Path(out)
+    info = ModelInfo.from_onnx(onnx_path)
+    if info.channel_order != "rgb":
+        raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
-    info = ModelInfo.from_metadata(props, str(onnx_path))
+    io_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
-        quantize_static(str(prepared), str(out), SceneReader(info, model.graph.input[0].name, frames, seed),
-                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
+                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=io_nodes,
+                        extra_options=QDQ_OPTIONS)
     quantized = onnx.load(str(out))
     props[PREFIX + "precision"] = json.dumps("int8")
     onnx.helper.set_model_props(quantized, props)
     onnx.save(quantized, str(out))
-    log.info("wrote %s (INT8 QDQ, calibrated on %d synthetic frames)", out, frames)
+    log.info("wrote %s (INT8 QDQ, symmetric, calibrated on %d synthetic frames)", out, frames)
     return out
 
 
@@ -72,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=64, help="calibration frames")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    quantize(args.onnx, args.out, args.frames)
+    try:
+        quantize(args.onnx, args.out, args.frames)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return 1
     return 0
 
 

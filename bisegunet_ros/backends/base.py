@@ -1,18 +1,28 @@
-"""The one interface every inference backend offers the pipeline."""
+"""The one interface every inference backend offers the pipeline (model format 2, see model_info.py)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..model_info import ModelInfo
 
 
-class Backend(ABC):
-    """Runs an exported BiSegUNet: normalised NCHW float32 in, logits NCHW float32 out.
+@dataclass
+class InferenceOutputs:
+    """What the graph computed for exactly the N frames of one call (argmax and softmax ran on the engine)."""
 
-    `info` is the model's contract (classes, input size, mean/std); `max_batch` is 1 for a model
-    exported without a dynamic batch dimension, so callers with several cameras know whether
+    labels: np.ndarray                 # uint8 (N, H, W), class ids
+    confidence: np.ndarray             # uint8 (N, H, W), max softmax probability x 255
+    logits: np.ndarray | None = None   # float32 (N, C, H, W), only for models exported with --logits
+
+
+class Backend(ABC):
+    """Runs an exported BiSegUNet: uint8 pixels (N, H, W, 3) in, uint8 labels and confidence out.
+
+    `info` is the model's contract (classes, input size, channel order); `max_batch` is 1 for a
+    model exported without a dynamic batch dimension, so callers with several cameras know whether
     frames can share one call.
     """
 
@@ -22,14 +32,14 @@ class Backend(ABC):
     max_batch: int
 
     @abstractmethod
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Logits (N, num_classes, H, W) for a batch (N, 3, H, W) at the network's input size."""
+    def infer(self, pixels: np.ndarray) -> InferenceOutputs:
+        """Labels and confidence for uint8 pixels (N, H, W, 3) at the network's input size, 1 <= N <= max_batch."""
 
-    def check_batch(self, batch: np.ndarray) -> None:
-        """Raise ValueError naming the expected shape and dtype when `batch` does not fit."""
-        expected = (3, self.info.input_height, self.info.input_width)
-        if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != expected:
-            raise ValueError(f"{self.name}: input must be float32 (N, {', '.join(map(str, expected))}), "
-                             f"got {batch.dtype} {batch.shape}")
-        if not 1 <= batch.shape[0] <= self.max_batch:
-            raise ValueError(f"{self.name}: batch of {batch.shape[0]} frames; this model takes 1 to {self.max_batch}")
+    def check_batch(self, pixels: np.ndarray) -> None:
+        """Raise ValueError naming the expected shape and dtype when `pixels` does not fit."""
+        expected = (self.info.input_height, self.info.input_width, 3)
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != expected:
+            raise ValueError(f"{self.name}: input must be uint8 (N, {', '.join(map(str, expected))}) "
+                             f"{self.info.channel_order.upper()} pixels, got {pixels.dtype} {pixels.shape}")
+        if not 1 <= pixels.shape[0] <= self.max_batch:
+            raise ValueError(f"{self.name}: batch of {pixels.shape[0]} frames; this model takes 1 to {self.max_batch}")

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..model_info import ModelError, ModelInfo
-from .base import Backend
+from .base import Backend, InferenceOutputs
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +44,38 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
-        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self.info = ModelInfo.from_onnx(path)
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        missing = {"labels", "confidence"} - set(self.output_names)
+        if missing:
+            raise ModelError(f"{path}: the graph lacks the outputs {sorted(missing)}; re-export it with bisegunet-export")
         self._binding = self.session.io_binding()
-        self._outputs: dict[int, np.ndarray] = {}   # batch size -> output buffer, allocated once
+        self._outputs: dict[int, InferenceOutputs] = {}   # batch size -> output buffers, allocated once
         batch_dim = self.session.get_inputs()[0].shape[0]
         self.max_batch = batch_dim if isinstance(batch_dim, int) else 64
         self.name = f"onnxruntime-{device}"
         self.precision = str(self.info.extra.get("precision", "fp32"))  # the quantizer records int8
         log.info("loaded %s with %s (%s, max batch %d)", path, self.name, self.precision, self.max_batch)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Runs with I/O binding into an output buffer kept per batch size (no per-call allocation).
-
-        The returned array is that buffer: it is overwritten by the next call with the same batch size.
-        """
-        self.check_batch(batch)
-        n = batch.shape[0]
+    def _buffers(self, n: int) -> InferenceOutputs:
         if n not in self._outputs:
-            shape = (n, len(self.info.classes), self.info.input_height, self.info.input_width)
-            self._outputs[n] = np.empty(shape, np.float32)
-        out = self._outputs[n]
-        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
-        self._binding.bind_output(self.output_name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+            size = (n, self.info.input_height, self.info.input_width)
+            logits = (np.empty((n, len(self.info.classes), *size[1:]), np.float32)
+                      if "logits" in self.output_names else None)
+            self._outputs[n] = InferenceOutputs(np.empty(size, np.uint8), np.empty(size, np.uint8), logits)
+        return self._outputs[n]
+
+    def infer(self, pixels: np.ndarray) -> InferenceOutputs:
+        """Runs with I/O binding: the uint8 input is read in place, outputs land in buffers kept per batch size.
+
+        The returned arrays are those buffers: the next call with the same batch size overwrites them.
+        """
+        self.check_batch(pixels)
+        out = self._buffers(pixels.shape[0])
+        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(pixels))
+        for name in self.output_names:
+            array = getattr(out, name)
+            self._binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
         self.session.run_with_iobinding(self._binding)
         return out

@@ -48,17 +48,6 @@ def current_key(onnx: Path, precision: str) -> EngineKey:
     return EngineKey(trt.__version__, device.name(), f"{major}.{minor}", precision, sha256_of(onnx))
 
 
-def _read_info(onnx: Path) -> ModelInfo:
-    """Metadata from the ONNX next to the engine (TensorRT engines carry none of it)."""
-    import onnx as onnx_lib
-
-    try:
-        model = onnx_lib.load(str(onnx), load_external_data=False)
-    except Exception as exc:
-        raise ModelError(f"{onnx}: not a loadable ONNX model ({exc})") from exc
-    return ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}, str(onnx))
-
-
 class TensorRTBackend(Backend):
     def __init__(self, model_path: str | os.PathLike, precision: str = "fp16", max_batch: int = 4,
                  calib_images: str | None = None):
@@ -71,7 +60,7 @@ class TensorRTBackend(Backend):
         onnx = Path(model_path)
         if not onnx.is_file():
             raise ModelError(f"{onnx}: model file not found; give model_path the .onnx written by bisegunet-export")
-        self.info = _read_info(onnx)
+        self.info = ModelInfo.from_onnx(onnx)  # engines carry no metadata
         engine_file = resolve_engine(onnx, current_key(onnx, precision),
                                      lambda src, dst: build_engine(src, dst, precision, calib_images, max_batch))
         logger = trt.Logger(trt.Logger.WARNING)

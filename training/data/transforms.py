@@ -10,6 +10,8 @@ import torch
 
 from bisegunet_ros.classes import IGNORE_INDEX
 
+from ..normalisation import normalise
+
 
 @dataclass
 class Augment:
@@ -58,5 +60,5 @@ def resize_pair(rgb: np.ndarray, label: np.ndarray, height: int, width: int) -> 
 
 def to_tensors(rgb: np.ndarray, label: np.ndarray, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised float32 CHW image (RGB, 0-1 scale then mean/std) and int64 label."""
-    img = (rgb.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    img = normalise(rgb, mean, std)
     return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(label.astype(np.int64))

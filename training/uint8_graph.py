@@ -1,0 +1,106 @@
+"""Wrap any float-logits ONNX segmenter in the runtime's uint8 contract (model format 2).
+
+    pixels uint8 (N, H, W, 3) -> Cast -> Transpose (NCHW) -> * scale + offset -> [float core] -> logits
+    logits -> ArgMax -> Gather(class table) -> Cast -> labels uint8 (N, H, W)
+    logits -> Softmax -> ReduceMax -> * 255 -> Cast -> confidence uint8 (N, H, W)
+
+The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
+so one function gives every model the same head and tail. Op choices follow TensorRT 10's rules:
+- TensorRT converts uint8 only to and from float32/float16 (tensorrt.DataType.UINT8: "uint8
+  conversions are not supported for int8, int32, bool"), so the uint8 input is cast to float
+  and the labels go through float before the final Cast to uint8;
+- ArgMax takes FP32/FP16 and gives indices (int64 in ONNX, int32 inside TensorRT); a Gather of a
+  float class table by those indices turns them into float class ids and applies the class
+  filter fixed at export in the same step (the identity table when there is none);
+- float -> uint8 Cast truncates towards zero in TensorRT and ONNX Runtime alike; max softmax
+  x 255 is within [255 / C, 255], so truncation is the whole rounding rule (as numpy's astype).
+Every op is in training/tensorrt_onnx_ops.txt. Nodes added here are named `uint8_io/...`, so
+the quantizer can leave them in float.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .normalisation import scale_offset
+
+PREFIX = "uint8_io/"
+INPUT, LABELS, CONFIDENCE, LOGITS = "pixels", "labels", "confidence", "logits"
+
+
+def class_table(num_classes: int, class_filter: Sequence[int] = (), background_id: int = 0) -> np.ndarray:
+    """float32 lookup: class id -> published id (filtered classes -> background_id)."""
+    if num_classes > 256:
+        raise ValueError(f"{num_classes} classes do not fit uint8 labels (at most 256)")
+    bad = [c for c in (*class_filter, background_id) if not 0 <= c < num_classes]
+    if bad:
+        raise ValueError(f"class ids {bad} are outside 0..{num_classes - 1}")
+    table = np.arange(num_classes, dtype=np.float32)
+    table[list(class_filter)] = background_id
+    return table
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Sequence[float], num_classes: int,
+                        class_filter: Sequence[int] = (), background_id: int = 0,
+                        logits: bool = False) -> onnx.ModelProto:
+    """The uint8 model around `core` (one float NCHW input, float (N, C, H, W) logits as its first output).
+
+    `mean`/`std` are the checkpoint's (training/normalisation.py); `logits=True` keeps the float
+    logits as a third output for evaluation and tests. Metadata is left to the caller.
+    """
+    graph = core.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(_dims(inputs[0])) != 4 or _dims(inputs[0])[1] != 3:
+        raise ValueError(f"the core must have one float (N, 3, H, W) input; it has {[i.name for i in inputs]}")
+    if inputs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ValueError(f"the core's input {inputs[0].name!r} is not float32: already in the uint8 format?")
+    core_in, core_out = inputs[0].name, graph.output[0].name
+    batch, _, height, width = _dims(inputs[0])
+    taken = {t for n in graph.node for t in (*n.input, *n.output)} | initializers | {core_in}
+    clash = taken & {INPUT, LABELS, CONFIDENCE, PREFIX + "scale"} - {core_out}
+    if clash:
+        raise ValueError(f"the core already uses the names {sorted(clash)}")
+    scale, offset = scale_offset(mean, std)
+    constants = [
+        numpy_helper.from_array(scale.reshape(1, 3, 1, 1), PREFIX + "scale"),
+        numpy_helper.from_array(offset.reshape(1, 3, 1, 1), PREFIX + "offset"),
+        numpy_helper.from_array(class_table(num_classes, class_filter, background_id), PREFIX + "class_table"),
+        numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
+    ]
+
+    def node(op: str, inputs: list[str], output: str, **attrs) -> onnx.NodeProto:
+        return helper.make_node(op, inputs, [output], name=PREFIX + output.removeprefix(PREFIX), **attrs)
+
+    t = PREFIX
+    head = [node("Cast", [INPUT], t + "float", to=TensorProto.FLOAT),
+            node("Transpose", [t + "float"], t + "nchw", perm=[0, 3, 1, 2]),
+            node("Mul", [t + "nchw", t + "scale"], t + "scaled"),
+            node("Add", [t + "scaled", t + "offset"], core_in)]
+    tail = [node("ArgMax", [core_out], t + "argmax", axis=1, keepdims=0),
+            node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
+            node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),
+            node("Softmax", [core_out], t + "softmax", axis=1),
+            node("ReduceMax", [t + "softmax"], t + "peak", axes=[1], keepdims=0),
+            node("Mul", [t + "peak", t + "255"], t + "confidence_float"),
+            node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, height, width])
+               for name in (LABELS, CONFIDENCE)]
+    if logits:
+        if core_out != LOGITS:
+            tail.append(node("Identity", [core_out], LOGITS))
+        outputs.append(helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [batch, num_classes, height, width]))
+    composed = helper.make_graph(
+        head + list(graph.node) + tail, graph.name or "bisegunet",
+        [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, [batch, height, width, 3])],
+        outputs, list(graph.initializer) + constants)
+    model = helper.make_model(composed, opset_imports=list(core.opset_import), producer_name="bisegunet-export")
+    model.ir_version = core.ir_version
+    return model
