@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from .data import MaskScan, scan_labels
+from .data.datasets import SegmentationDataset
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ def median_frequency_weights(scan: MaskScan, names: tuple[str, ...]) -> list[flo
     return [float(w) for w in weights]
 
 
-def class_weights(setting, dataset: Dataset, scan: MaskScan | None = None, workers: int = 0) -> list[float] | None:
+def class_weights(setting, dataset: SegmentationDataset, scan: MaskScan | None = None,
+                  workers: int = 0) -> list[float] | None:
     """The CE weights `loss.class_weights` asks for: None (unweighted), `auto`, or one positive number per class.
 
     `scan` is a pass over the training labels already made (folder datasets are checked before

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from bisegunet_ros.classes import IGNORE_INDEX, ClassDefinition
 
-from .datasets import DatasetError, PairedFiles, read_image
+from .datasets import DatasetError, PairedFiles, SegmentationDataset, read_image
 from .transforms import Augment
 
 log = logging.getLogger(__name__)
@@ -114,9 +113,11 @@ class FolderDataset(PairedFiles):
 
 
 
-def scan_labels(dataset: Dataset, workers: int = 0) -> MaskScan:
+def scan_labels(dataset: SegmentationDataset, workers: int = 0) -> MaskScan:
     """Read every label of `dataset` once (with `workers` processes), unaugmented: checks each file of a
     folder dataset and counts the pixels of each class (and, for colour masks, the colours in no class)."""
+    from torch.utils.data import DataLoader
+
     n = len(dataset.classes)
     result = MaskScan(np.zeros(n, np.int64), np.zeros(n, np.int64))
     loader = DataLoader(_ScanItems(dataset), batch_size=None, num_workers=workers, collate_fn=_as_is)
@@ -132,7 +133,7 @@ def scan_labels(dataset: Dataset, workers: int = 0) -> MaskScan:
     return result
 
 
-def check_masks(dataset: Dataset, limit: float, classes_file: str, workers: int = 0) -> MaskScan | None:
+def check_masks(dataset: SegmentationDataset, limit: float, classes_file: str, workers: int = 0) -> MaskScan | None:
     """For a folder dataset: read every mask before the first step (a bad file stops the run now, not
     mid-epoch) and refuse too many colours in no class. None for other datasets (nothing on disk to check)."""
     if not isinstance(dataset, FolderDataset):
@@ -146,11 +147,11 @@ def _as_is(item):
     return item
 
 
-class _ScanItems(Dataset):
+class _ScanItems:
     """One item per sample: (mask path or index, pixels per class, label pixels, colours in no class), or
     the DatasetError the sample raised."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: SegmentationDataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
