@@ -40,7 +40,7 @@ def frames_of(args):
     else:   # the dataset's own class ids, as training reads them
         dataset = FolderDataset(folder_pairs(args.root, args.split)[: args.frames or None],
                                 class_definition(args.classes or "", "folders"), args.mask_format, 0, 0)
-        check_masks(dataset, args.max_unknown_color_fraction, args.classes)
+        check_masks(dataset, args.max_unknown_color_fraction, args.classes, limit_name="--max-unknown-color-fraction")
     return (dataset.load(i) for i in range(len(dataset)))
 
 

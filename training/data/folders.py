@@ -43,13 +43,15 @@ class MaskScan:
     class_pixels: np.ndarray                     # (n,) labelled pixels per class
     present_pixels: np.ndarray                   # (n,) pixels of the masks each class appears in
     pixels: int = 0                              # all mask pixels
+    masks: int = 0                               # masks read
     unknown: dict[Path, dict[tuple[int, int, int], int]] = field(default_factory=dict)   # per mask file
 
     @property
     def unknown_pixels(self) -> int:
         return sum(sum(colors.values()) for colors in self.unknown.values())
 
-    def check_unknown(self, limit: float, classes_file: str) -> None:
+    def check_unknown(self, limit: float, classes_file: str, limit_name: str = "data.max_unknown_color_fraction"
+                      ) -> None:
         """Refuse a dataset whose share of colours in no class exceeds `limit`; log the share otherwise."""
         if not self.unknown:
             return
@@ -57,10 +59,10 @@ class MaskScan:
         path, colors = max(self.unknown.items(), key=lambda item: sum(item[1].values()))
         top = sorted(colors.items(), key=lambda item: -item[1])[:5]
         named = ", ".join(f"{list(c)} ({n} px)" for c, n in top)
-        where = (f"{100 * share:.2f} % of the mask pixels in {len(self.unknown)} files have a colour of no class in "
-                 f"{classes_file}; most in {path}: {named}")
+        where = (f"{100 * share:.2f} % of the mask pixels ({len(self.unknown)} of {self.masks} masks) have a colour "
+                 f"of no class in {classes_file}; most in {path}: {named}")
         if share > limit:
-            raise DatasetError(f"{where}. Above data.max_unknown_color_fraction = {limit}: fix the masks or the "
+            raise DatasetError(f"{where}. Above {limit_name} = {limit}: fix the masks or the "
                                "class colours (or raise the limit to train with these pixels ignored)")
         log.warning("%s; those pixels are ignored", where)
 
@@ -128,18 +130,20 @@ def scan_labels(dataset: SegmentationDataset, workers: int = 0) -> MaskScan:
         result.class_pixels += counts
         result.present_pixels += np.where(counts > 0, pixels, 0)
         result.pixels += pixels
+        result.masks += 1
         if unknown:
             result.unknown[source] = unknown
     return result
 
 
-def check_masks(dataset: SegmentationDataset, limit: float, classes_file: str, workers: int = 0) -> MaskScan | None:
+def check_masks(dataset: SegmentationDataset, limit: float, classes_file: str, workers: int = 0,
+                limit_name: str = "data.max_unknown_color_fraction") -> MaskScan | None:
     """For a folder dataset: read every mask before the first step (a bad file stops the run now, not
     mid-epoch) and refuse too many colours in no class. None for other datasets (nothing on disk to check)."""
     if not isinstance(dataset, FolderDataset):
         return None
     scan = scan_labels(dataset, workers)
-    scan.check_unknown(limit, classes_file or "the class table")
+    scan.check_unknown(limit, classes_file or "the class table", limit_name)
     return scan
 
 
