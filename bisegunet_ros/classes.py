@@ -7,8 +7,10 @@ follows cityscapesScripts' ``helpers/labels.py``; only the fields needed here ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 IGNORE_INDEX = 255
 
@@ -51,6 +53,70 @@ class ClassTable:
         return ids
 
 
+class ClassFileError(ValueError):
+    """A class definition file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ClassDefinition:
+    """A class table with the mask value that means "ignore" in a dataset's id masks.
+
+    Training and the runtime use 255 for ignored pixels whatever `ignore_index` says: datasets
+    map their own ignore value to IGNORE_INDEX when they read a mask.
+    """
+
+    table: ClassTable
+    ignore_index: int = IGNORE_INDEX
+
+    def color_keys(self) -> np.ndarray:
+        """(n,) int64 key r<<16 | g<<8 | b of each class colour, for decoding colour masks."""
+        return np.array([(r << 16) | (g << 8) | b for r, g, b in self.table.palette], np.int64)
+
+
+def load_class_definition(path: str | Path) -> ClassDefinition:
+    """Read a class definition file (YAML: ignore_index and a list of {name, color}).
+
+    Raises ClassFileError naming the file and the entry at fault, so a typo never trains a model
+    with the wrong classes. Colours must be distinct: colour masks are decoded through them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ClassFileError(f"{path}: no such class definition file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClassFileError(f"{path}: not valid YAML ({exc})") from exc
+    unknown = sorted(set(values) - {"classes", "ignore_index"}) if isinstance(values, dict) else []
+    if unknown:
+        raise ClassFileError(f"{path}: unknown key {', '.join(map(str, unknown))}; valid keys: classes, ignore_index")
+    if not isinstance(values, dict) or not isinstance(values.get("classes"), list) or not values["classes"]:
+        raise ClassFileError(f"{path}: expected a mapping with a non-empty list under 'classes' "
+                             "(each item {name: ..., color: [r, g, b]})")
+    names, palette = [], []
+    for i, item in enumerate(values["classes"]):
+        where = f"{path}: classes[{i}]"
+        if not isinstance(item, dict) or set(item) != {"name", "color"}:
+            raise ClassFileError(f"{where}: expected {{name: ..., color: [r, g, b]}}, got {item!r}")
+        name, color = item["name"], item["color"]
+        if not isinstance(name, str) or not name:
+            raise ClassFileError(f"{where}: name must be a non-empty string, got {name!r}")
+        if (not isinstance(color, list) or len(color) != 3 or
+                not all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
+            raise ClassFileError(f"{where} ({name}): color must be [r, g, b] with integers 0-255, got {color!r}")
+        if name in names:
+            raise ClassFileError(f"{where}: class name {name!r} appears twice")
+        if tuple(color) in palette:
+            raise ClassFileError(f"{where} ({name}): color {color} is already {names[palette.index(tuple(color))]!r}; "
+                                 "colours must be distinct")
+        names.append(name)
+        palette.append(tuple(color))
+    ignore = values.get("ignore_index", IGNORE_INDEX)
+    if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
+        raise ClassFileError(f"{path}: ignore_index must be an integer from {len(names)} (after the class ids) "
+                             f"to 255, got {ignore!r}")
+    return ClassDefinition(ClassTable(tuple(names), tuple(palette)), ignore)
+
+
 # (name, id, train id, colour) from cityscapesScripts helpers/labels.py
 _CITYSCAPES_LABELS = [
     ("unlabeled", 0, 255, (0, 0, 0)),
@@ -91,6 +157,7 @@ _CITYSCAPES_LABELS = [
 
 _EVALUATED = sorted((label for label in _CITYSCAPES_LABELS if label[2] != IGNORE_INDEX), key=lambda label: label[2])
 CITYSCAPES = ClassTable(names=tuple(label[0] for label in _EVALUATED), palette=tuple(label[3] for label in _EVALUATED))
+CITYSCAPES_DEFINITION = ClassDefinition(CITYSCAPES)
 
 
 def cityscapes_label_to_train_id() -> np.ndarray:

@@ -5,7 +5,8 @@ Contract (format 1), a dict saved with torch.save:
   model_config      dict of the model config (model_config_from_dict, then build_model)
   model             state_dict (latent weights and alphas)
   binarized         {binary layer name: bool}, the binarization state
-  data              {"height", "width", "mean", "std", "class_names"}: the input contract
+  data              {"height", "width", "mean", "std", "class_names", "palette"}: the input contract
+                    and the classes (palette: [r, g, b] per class; absent in older checkpoints)
   epoch             epochs completed; best_miou: best validation mIoU so far
   optimizer, scheduler, rng: training state for --resume
   train_config      dict of TrainConfig fields; command, commit: how it was made

@@ -50,8 +50,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), state
 
 
-def class_table(names: list[str]) -> ClassTable:
-    """Cityscapes colours for Cityscapes names, evenly spread hues for anything else."""
+def class_table(names: list[str], palette: list[list[int]] | None = None) -> ClassTable:
+    """The checkpoint's classes: its own palette, or for checkpoints without one Cityscapes colours for
+    Cityscapes names and random colours for anything else."""
+    if palette is not None:
+        return ClassTable(tuple(names), tuple(tuple(int(v) for v in c) for c in palette))
     palette = dict(zip(CITYSCAPES.names, CITYSCAPES.palette))
     rng = np.random.default_rng(0)
     return ClassTable(tuple(names), tuple(palette.get(n, tuple(int(v) for v in rng.integers(0, 256, 3)))
@@ -62,8 +65,8 @@ def model_info(state: dict, height: int, width: int, binarized: bool, dynamic_ba
     data, cfg = state["data"], state["model_config"]
     torchvision = cfg["name"].startswith(TORCHVISION_PREFIX)
     name = cfg["name"].replace(":", "_") if torchvision else f"bisegunet_{cfg['name']}"
-    return ModelInfo(classes=class_table(data["class_names"]), input_height=height, input_width=width,
-                     mean=tuple(data["mean"]), std=tuple(data["std"]), channel_order="rgb",
+    return ModelInfo(classes=class_table(data["class_names"], data.get("palette")), input_height=height,
+                     input_width=width, mean=tuple(data["mean"]), std=tuple(data["std"]), channel_order="rgb",
                      name=name, preset=cfg["name"], binarized=binarized,
                      training_command=state.get("command", ""), commit=state.get("commit", ""),
                      extra={"precision": "fp32", "dynamic_batch": dynamic_batch, "opset": OPSET})

@@ -49,11 +49,14 @@ class SegmentationLoss:
     label_smoothing: float = 0.1     # epsilon of eq. 26
     binary_reduction: str = "mean"   # mean | sum over the binary weights (see binary_regularization)
     ignore_index: int = IGNORE_INDEX
+    class_weights: list[float] | None = None   # CE weight per class (class_weights.py); None = equal
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor,
                  binary_weights: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss and its parts (for logging)."""
-        ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+        weight = None if self.class_weights is None else logits.new_tensor(self.class_weights)
+        ce = F.cross_entropy(logits, target, weight, ignore_index=self.ignore_index,
+                             label_smoothing=self.label_smoothing)
         dice = dice_loss(logits, target, self.ignore_index)
         reg = binary_regularization(binary_weights, self.binary_reduction).to(logits.device)
         total = self.ce_weight * ce + self.dice_weight * dice + self.binary_weight * reg

@@ -2,10 +2,12 @@
 
     bisegunet-make-bag OUT --source synthetic [--frames 100 --height 512 --width 1024 --difficulty 0.6]
     bisegunet-make-bag OUT --source cityscapes --root DATA [--split val]
-    bisegunet-make-bag OUT --source folders --root DATA       # DATA/images/*.png + DATA/masks/*.png
+    bisegunet-make-bag OUT --source folders --root DATA [--classes DATA/classes.yaml --mask-format colors]
+                                                              # DATA/images/*.png + DATA/masks/*.png
 
 Writes /camera/image_raw (rgb8 or bgr8 Image, or JPEG CompressedImage on .../compressed) and
-/camera/labels (mono8 train ids, 255 = ignore) with equal header stamps, at --fps, in mcap (default)
+/camera/labels (mono8 class ids: Cityscapes train ids, or for folders the ids of
+--classes; 255 = ignore) with equal header stamps, at --fps, in mcap (default)
 or sqlite3 storage.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tqdm import tqdm
 
 from bisegunet_ros.evaluation.bag_io import write_labelled_frames
 
-from .data import DatasetError, render_scene
+from .data import MASK_FORMATS, DatasetError, FolderDataset, check_masks, class_definition, render_scene
 from .data.datasets import PairedFiles, cityscapes_pairs, folder_pairs
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,13 @@ def frames_of(args):
         return (render_scene(args.seed, i, args.height, args.width, args.difficulty) for i in range(args.frames))
     from bisegunet_ros.classes import cityscapes_label_to_train_id
 
-    pairs = cityscapes_pairs(args.root, args.split) if args.source == "cityscapes" else folder_pairs(args.root, args.split)
-    dataset = PairedFiles(pairs[: args.frames or None], cityscapes_label_to_train_id()
-                          if args.source == "cityscapes" else None, 0, 0)
+    if args.source == "cityscapes":
+        dataset = PairedFiles(cityscapes_pairs(args.root, args.split)[: args.frames or None],
+                              cityscapes_label_to_train_id(), 0, 0)
+    else:   # the dataset's own class ids, as training reads them
+        dataset = FolderDataset(folder_pairs(args.root, args.split)[: args.frames or None],
+                                class_definition(args.classes or "", "folders"), args.mask_format, 0, 0)
+        check_masks(dataset, args.max_unknown_color_fraction, args.classes, limit_name="--max-unknown-color-fraction")
     return (dataset.load(i) for i in range(len(dataset)))
 
 
@@ -44,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=("synthetic", "cityscapes", "folders"), default="synthetic")
     parser.add_argument("--root", help="dataset directory (cityscapes, folders)")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--classes", help="folders: class definition file (default: Cityscapes' 19 train ids)")
+    parser.add_argument("--mask-format", choices=MASK_FORMATS, default="ids", help="folders: masks as class "
+                        "ids or in the classes' colours")
+    parser.add_argument("--max-unknown-color-fraction", type=float, default=0.01,
+                        help="folders, colors: share of mask pixels in no class's colour allowed (ignored)")
     parser.add_argument("--frames", type=int, default=100, help="number of frames (0 = all, for datasets)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
@@ -57,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.source != "synthetic" and not args.root:
         parser.error(f"--source {args.source} needs --root")
+    if args.source != "folders" and (args.classes or args.mask_format != "ids"):
+        parser.error("--classes and --mask-format are for --source folders")
     try:
         frames = tqdm(frames_of(args), total=args.frames or None, desc="frames", unit="frame", disable=None)
         count = write_labelled_frames(args.out, frames, args.fps, args.frame_id, image_format=args.format,

@@ -59,3 +59,43 @@ def binarization_order(names: list[str], order: str) -> list[str]:
     if order not in ORDERS:
         raise ValueError(f"binarization order must be one of {ORDERS}, got {order!r}")
     return list(reversed(names)) if order == "deepest_first" else list(names)
+
+
+@dataclass(frozen=True)
+class BinaryOnlySchedule:
+    """`phases: binary_only`, for fine-tuning a model that is already binarized: every binary layer is
+    binary from the first epoch (phase 3 throughout), one cosine learning rate cycle over the run."""
+
+    epochs: int
+    min_lr_ratio: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+    @property
+    def boundaries(self) -> tuple[int, int]:
+        return 0, 0
+
+    def phase(self, epoch: int) -> int:
+        return 3
+
+    def binarized_count(self, epoch: int, layers: int) -> int:
+        return layers
+
+    def lr_factor(self, epoch_progress: float) -> float:
+        t = min(max(epoch_progress / self.epochs, 0.0), 1.0)
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+PHASES = ("paper", "binary_only")
+
+
+def make_schedule(phases: str, epochs: int, phase_fractions: tuple[float, float, float],
+                  min_lr_ratio: float) -> PhaseSchedule | BinaryOnlySchedule:
+    """The schedule `phases` names: the paper's three phases, or binary from the start."""
+    if phases not in PHASES:
+        raise ValueError(f"phases must be one of {PHASES}, got {phases!r}")
+    if phases == "binary_only":
+        return BinaryOnlySchedule(epochs, min_lr_ratio)
+    return PhaseSchedule(epochs, phase_fractions, min_lr_ratio)

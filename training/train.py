@@ -18,7 +18,7 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +31,14 @@ from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.resources import find_resource
 
 from .checkpoint import git_commit, load_checkpoint, save_checkpoint
+from .class_weights import class_weights
 from .config import load_config
-from .data import DatasetError, build_dataset, build_loader
+from .data import DatasetError, build_dataset, build_loader, check_masks, class_definition
+from .finetune import load_matching_weights
 from .logs import RunLog, plot_curves
 from .losses import SegmentationLoss
 from .model import binary_layers, build_model, load_model_config
-from .schedule import PhaseSchedule, binarization_order
+from .schedule import binarization_order, make_schedule
 from .train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -97,22 +99,30 @@ class Trainer:
         if cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world} processes")
         seed_everything(cfg.seed + self.dist.rank)
-        self.model_config = load_model_config(cfg.model, cfg.model_overrides)
-        self.model = build_model(self.model_config).to(self.dist.device)
+        self.classes = class_definition(cfg.data.classes, cfg.data.kind)    # the model's classes follow it
+        self.model_config = replace(load_model_config(cfg.model, cfg.model_overrides),
+                                    num_classes=len(self.classes.table))
+        self.model = build_model(self.model_config)
+        if cfg.init_from:
+            load_matching_weights(self.model, cfg.init_from)
+        self.model.to(self.dist.device)
         self.layers = dict(binary_layers(self.model))          # name -> layer, shallowest first
         # a model without binary layers (torchvision's) is a float baseline whatever cfg.binarize says
         self.binarize = cfg.binarize and bool(self.layers)
         if cfg.binarize and not self.layers:
             log.info("%s has no binary layers: trained as a float model", cfg.model)
         self.order = binarization_order(list(self.layers), cfg.binarization_order)
-        self.schedule = PhaseSchedule(cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio)
-        self.loss = SegmentationLoss(**asdict(cfg.loss))
+        self.schedule = make_schedule(cfg.phases, cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio)
         d = cfg.data
         common = dict(height=d.height, width=d.width, seed=d.seed, difficulty=d.difficulty, root=d.root,
-                      mean=d.mean, std=d.std)
+                      mean=d.mean, std=d.std, classes=self.classes, mask_format=d.mask_format)
         self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=d.augment, scale_range=(
             d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, **common)
         self.val_set = build_dataset(d.kind, "val", length=d.val_size, augment=False, **common)
+        scan = check_masks(self.train_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
+        check_masks(self.val_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
+        self.loss = SegmentationLoss(**{**asdict(cfg.loss), "class_weights": class_weights(
+            cfg.loss.class_weights, self.train_set, scan, cfg.workers)})
         per_rank = cfg.batch_size // self.dist.world
         self.train_loader = build_loader(self.train_set, per_rank, shuffle=True, workers=cfg.workers,
                                          distributed=self.dist.world > 1, seed=cfg.seed)
@@ -140,7 +150,8 @@ class Trainer:
         return {"model_config": asdict(self.model_config), "model": self.model.state_dict(),
                 "binarized": {n: bool(layer.binarized) for n, layer in self.layers.items()},
                 "data": {"height": self.cfg.data.height, "width": self.cfg.data.width, "mean": self.cfg.data.mean,
-                         "std": self.cfg.data.std, "class_names": list(self.train_set.class_names)},
+                         "std": self.cfg.data.std, "class_names": list(self.train_set.class_names),
+                         "palette": [list(c) for c in self.train_set.classes.palette]},
                 "epoch": epoch + 1, "best_miou": self.best_miou, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "train_config": asdict(self.cfg),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,

@@ -21,6 +21,9 @@ class DataConfig:
     color_jitter: float = 0.3
     mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    classes: str = ""                # class definition file (docs/training.md); "" = Cityscapes' 19 train ids
+    mask_format: str = "ids"         # folders: ids (uint8 class ids) | colors (RGB in the classes' colours)
+    max_unknown_color_fraction: float = 0.01   # colors: share of pixels in no class's colour a dataset may have
 
 
 @dataclass
@@ -30,6 +33,7 @@ class LossConfig:
     binary_weight: float = 1e-4      # lambda3
     label_smoothing: float = 0.1     # epsilon
     binary_reduction: str = "mean"   # mean | sum (the paper's literal eq. 24; see losses.py)
+    class_weights: list | str | None = None   # CE weight per class: a list, or auto (median frequency)
 
 
 @dataclass
@@ -46,6 +50,8 @@ class TrainConfig:
     phase_fractions: list = field(default_factory=lambda: [50 / 180, 100 / 180, 30 / 180])
     binarize: bool = True            # false: the float baseline with the same budget
     binarization_order: str = "deepest_first"
+    phases: str = "paper"            # paper (float, binarizing, binary) | binary_only (an already binarized model)
+    init_from: str = ""              # checkpoint whose weights of matching name and shape start the model
     distill_weight: float = 0.0      # beyond the paper (ReActNet): KL to the phase-1 float model
     distill_temperature: float = 1.0
     iters_per_epoch: int = 0         # 0 = the whole training set; CI uses a few

@@ -4,7 +4,7 @@
     bisegunet-eval-bag BAG --model M.onnx --live          # through a node over DDS, as on the vehicle
     bisegunet-eval-bag BAG --pred-topic /camera/segmentation/label   # predictions already in the bag
 
-Ground truth is a mono8 label image per frame (train ids, 255 = ignore), matched to the image
+Ground truth is a mono8 label image per frame (class ids of the model, 255 = ignore), matched to the image
 (and prediction) by header stamp. Metrics come from one confusion matrix over the whole bag
 (metrics.py, the same code training validates with); a predicted value outside the model's
 classes (e.g. 255 "void") is a miss of the ground-truth class, as in the official Cityscapes
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..classes import CITYSCAPES, IGNORE_INDEX
+from ..classes import CITYSCAPES, IGNORE_INDEX, ClassFileError, load_class_definition
 from ..image_codec import ImageDecodeError, decode_labels, decode_message, image_message
 from ..metrics import ConfusionMatrix
 from ..model_info import ModelError
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
     parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_tiny); "
                         "offline, or with --live a node started with it")
+    parser.add_argument("--classes", help="without --model: class definition file of the labels (default: Cityscapes)")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
     parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
     parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
@@ -206,10 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
     if len(set(topics)) < len(topics):
         parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
+    if args.classes and args.model:
+        parser.error("--classes is for recorded predictions without --model: a model carries its own classes")
     out = args.out or Path("reports") / args.bag.name
 
     try:
-        pipeline, classes, backend = None, CITYSCAPES, None
+        pipeline, backend = None, None
+        classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
         if args.model:
             args.model = str(find_resource("model", args.model))
         if args.model and not args.live and not args.pred_topic:
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = Evaluation(classes)
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
-    except (BagError, ModelError, TimeoutError, OSError, ValueError) as exc:
+    except (BagError, ModelError, ClassFileError, TimeoutError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     if evaluation.evaluated == 0:

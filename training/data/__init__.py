@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bisegunet_ros.classes import cityscapes_label_to_train_id
+from bisegunet_ros.classes import (CITYSCAPES_DEFINITION, ClassDefinition, cityscapes_label_to_train_id,
+                                   load_class_definition)
 
 from .datasets import (DatasetError, PairedFiles, SegmentationDataset, SyntheticStreetScenes, cityscapes_pairs,
                        folder_pairs)
+from .folders import MASK_FORMATS, FolderDataset, MaskScan, check_masks, scan_labels
 from .scenes import render_scene
 from .transforms import Augment
 
@@ -23,10 +25,13 @@ VAL_SEED_OFFSET = 1_000_003   # synthetic val scenes come from another seed: nev
 
 def build_dataset(kind: str, split: str, height: int, width: int, mean, std, augment: bool = False,
                   scale_range=(0.75, 1.5), flip: bool = True, color_jitter: float = 0.3, length: int = 1000,
-                  seed: int = 0, difficulty: float = 0.6, root: str = "") -> SegmentationDataset:
-    """One dataset of `kind` for `split` ("train" or "val")."""
+                  seed: int = 0, difficulty: float = 0.6, root: str = "", classes: ClassDefinition | None = None,
+                  mask_format: str = "ids") -> SegmentationDataset:
+    """One dataset of `kind` for `split` ("train" or "val"); `classes` and `mask_format` are for folders."""
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    if kind != "folders" and mask_format != "ids":
+        raise ValueError(f"data.mask_format is for folder datasets (data.kind=folders), not data.kind={kind}")
     aug = Augment(height, width, tuple(scale_range), flip, color_jitter) if augment else None
     if kind == "synthetic":
         return SyntheticStreetScenes(length, height, width, seed + (VAL_SEED_OFFSET if split == "val" else 0),
@@ -35,7 +40,18 @@ def build_dataset(kind: str, split: str, height: int, width: int, mean, std, aug
         raise ValueError(f"data.root must name the dataset directory for data.kind={kind}")
     if kind == "cityscapes":
         return PairedFiles(cityscapes_pairs(root, split), cityscapes_label_to_train_id(), height, width, aug, mean, std)
-    return PairedFiles(folder_pairs(root, split), None, height, width, aug, mean, std)
+    return FolderDataset(folder_pairs(root, split), classes or CITYSCAPES_DEFINITION, mask_format, height, width, aug,
+                         mean, std)
+
+
+def class_definition(path: str, kind: str) -> ClassDefinition:
+    """The classes of `data.classes` (a class definition file; "" = Cityscapes' 19 train ids)."""
+    if not path:
+        return CITYSCAPES_DEFINITION
+    if kind != "folders":
+        raise ValueError(f"data.classes is for folder datasets (data.kind=folders); data.kind={kind} has "
+                         "Cityscapes' 19 classes")
+    return load_class_definition(path)
 
 
 def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, workers: int, distributed: bool,
@@ -52,4 +68,5 @@ def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, w
                       generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
 
 
-__all__ = ["DatasetError", "KINDS", "build_dataset", "build_loader", "render_scene"]
+__all__ = ["DatasetError", "FolderDataset", "KINDS", "MASK_FORMATS", "MaskScan", "build_dataset", "build_loader",
+           "check_masks", "class_definition", "render_scene", "scan_labels"]

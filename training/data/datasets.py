@@ -75,7 +75,7 @@ class SyntheticStreetScenes(SegmentationDataset):
         return render_scene(self.seed, index, *self.render_size, self.difficulty)
 
 
-def _read(path: Path, flags: int) -> np.ndarray:
+def read_image(path: Path, flags: int) -> np.ndarray:
     image = cv2.imread(str(path), flags)
     if image is None:
         raise DatasetError(f"{path}: unreadable image (corrupt or not PNG/JPEG)")
@@ -95,19 +95,28 @@ class PairedFiles(SegmentationDataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image_path, mask_path = self.pairs[index]
-        rgb = cv2.cvtColor(_read(image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        label = _read(mask_path, cv2.IMREAD_UNCHANGED)
+        rgb = cv2.cvtColor(read_image(image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        label = self.read_mask(mask_path)
+        self.check_size(rgb, label, image_path, mask_path)
+        return rgb, label
+
+    def read_mask(self, path: Path) -> np.ndarray:
+        """Class ids (uint8, 255 = ignore) of the mask at `path`; raises DatasetError naming the file."""
+        label = read_image(path, cv2.IMREAD_UNCHANGED)
         if label.ndim != 2:
-            raise DatasetError(f"{mask_path}: a mask must be single-channel class ids, got shape {label.shape}")
+            raise DatasetError(f"{path}: a mask must be single-channel class ids, got shape {label.shape}")
         if self.lut is not None:
             label = self.lut[label]
         bad = np.setdiff1d(np.unique(label), [*range(len(self.classes)), IGNORE_INDEX])
         if bad.size:
-            raise DatasetError(f"{mask_path}: ids {bad.tolist()} are outside the class table "
+            raise DatasetError(f"{path}: ids {bad.tolist()} are outside the class table "
                                f"(0-{len(self.classes) - 1} and {IGNORE_INDEX} = ignore)")
-        if label.shape != rgb.shape[:2]:
-            raise DatasetError(f"{mask_path}: size {label.shape} differs from its image {image_path} {rgb.shape[:2]}")
-        return rgb, label.astype(np.uint8)
+        return label.astype(np.uint8)
+
+    @staticmethod
+    def check_size(image: np.ndarray, label: np.ndarray, image_path: Path, mask_path: Path) -> None:
+        if label.shape != image.shape[:2]:
+            raise DatasetError(f"{mask_path}: size {label.shape} differs from its image {image_path} {image.shape[:2]}")
 
     def validate(self) -> None:
         """Load every pair once; raises on the first bad one."""
