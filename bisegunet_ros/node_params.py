@@ -11,6 +11,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from .backends import BACKENDS
+from .classes import ClassTable
 from .pipeline import OUTPUT_RESOLUTIONS
 
 
@@ -81,3 +82,12 @@ def declare(node: Node) -> dict[str, object]:
     if not values["cameras"]:
         raise ParameterError("parameter 'cameras' is empty: list at least one camera namespace")
     return values
+
+
+def resolve_classes(classes: ClassTable, params: dict, name: str) -> list[int]:
+    """Class ids for the names or ids of parameter `name`; a ParameterError names the parameter and the
+    model's classes (a model trained on its own class file has none of the Cityscapes defaults)."""
+    try:
+        return classes.resolve(params[name])
+    except ValueError as exc:
+        raise ParameterError(f"parameter {name!r}: {exc} (set it to classes of this model)") from exc

@@ -52,8 +52,9 @@ class SegmentNode(Node):
         self.params = p = node_params.declare(self)
         backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"])
         classes = backend.info.classes
-        self.mask_ids = classes.resolve(p["mask_classes"])
-        self.pipeline = SegmentationPipeline(backend, p["output_resolution"], tuple(classes.resolve(p["class_filter"])),
+        self.mask_ids = node_params.resolve_classes(classes, p, "mask_classes")
+        self.pipeline = SegmentationPipeline(backend, p["output_resolution"],
+                                             tuple(node_params.resolve_classes(classes, p, "class_filter")),
                                              p["background_id"])
         self.label_encoding = "mono8"          # the graph gives uint8 class ids (model format 2)
         self.model_name = backend.info.name or p["model_path"]
