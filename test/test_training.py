@@ -59,9 +59,20 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert state["binarized"] and all(state["binarized"].values())       # phase 3: every binary layer binary
     assert (tmp_path / "ci" / "best.pt").is_file() and (tmp_path / "ci" / "curves.png").stat().st_size > 1000
     assert history[-1]["loss_ce"] < history[0]["loss_ce"]
+    assert not (tmp_path / "ci" / "test.json").exists()        # no test split asked for
     # the same command again replaces the run's logs instead of appending to them
     assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=1"]) == 0
     assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
+
+
+def test_best_checkpoint_is_scored_once_on_the_test_split(tmp_path):
+    """best.pt is chosen on validation scenes, then scored on test scenes: test.json names its epoch."""
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "iters_per_epoch=2", "data.test_size=6"]) == 0
+    test = json.loads((tmp_path / "ci" / "test.json").read_text())
+    history = rows(tmp_path / "ci")
+    best = max((r for r in history if r["binarized_fraction"] == 1), key=lambda r: r["val_miou"])
+    assert test["epoch"] == best["epoch"] and test["val_miou"] == pytest.approx(best["val_miou"])
+    assert test["test_scenes"] == 6 and 0 <= test["test_miou"] <= 1 and test["device"] == "cpu"
 
 
 def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
@@ -75,13 +86,35 @@ def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
 
 
 def test_training_bench_reports_the_options_each_row_ran_with():
-    from bench.training import RUNS, config, options
+    from bench.training import RUNS, config, options, overrides
 
-    described = {label: options(config(overrides)) for label, overrides in RUNS.items()}
-    assert "IR-Net off" in described["paper"] and "distillation off" in described["paper"]
-    assert "phases 5/10/3" in described["paper"] and "phases 5/9/4" in described["irnet_phase3"]
-    assert "IR-Net on" in described["irnet"] and "distillation weight 1.0" in described["distill"]
-    assert "shallowest first" in described["irnet_shallow"] and described["float"].startswith("float")
+    described = {label: options(config(overrides(label, 0, "runs/x", "cpu", []))) for label in RUNS}
+    assert described["float"].startswith("float")
+    assert "binary stem 3," in described["paper"] and "regulariser sum (lambda3 0.0001)" in described["paper"]
+    assert "binary stem 3," in described["mean_regulariser"] and "regulariser mean" in described["mean_regulariser"]
+    assert "float stem 3x5x7" in described["float_stem"] and "regulariser sum" in described["float_stem"]
+    assert "IR-Net on" in described["irnet"] and "IR-Net off" in described["paper"]
+    assert "phases 5/10/3" in described["paper"] and "distillation off" in described["paper"]
+    cfg = config(overrides("irnet", 2, "runs/x", "cuda", []))
+    assert (cfg.seed, cfg.name, cfg.device, cfg.data.seed) == (2, "irnet_seed2", "cuda", 0)   # same scenes every seed
+
+
+def test_training_bench_shows_only_the_digits_the_spread_supports():
+    from bench.training import fmt
+
+    assert fmt(27.8812, 0.52) == "27.9 ± 0.5"
+    assert fmt(27.8812, 0.052) == "27.88 ± 0.05"
+    assert fmt(27.8812, 1.7) == "28 ± 2"
+    assert fmt(27.8812, None) == "27.9 (one seed)"
+
+
+def test_train_val_and_test_scenes_are_distinct():
+    from bisegunet_training.data import build_dataset
+
+    first = {split: build_dataset("synthetic", split, 32, 64, [0.5] * 3, [0.25] * 3, length=2)[0][1]
+             for split in ("train", "val", "test")}
+    assert not torch.equal(first["train"], first["val"]) and not torch.equal(first["val"], first["test"])
+    assert not torch.equal(first["train"], first["test"])
 
 
 def test_float_model_learns_a_fixed_batch():

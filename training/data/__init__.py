@@ -1,6 +1,8 @@
 """Datasets and loaders for training: synthetic scenes, Cityscapes, or image/mask folders."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -12,21 +14,27 @@ from .scenes import render_scene
 from .transforms import Augment
 
 KINDS = ("synthetic", "cityscapes", "folders")
-VAL_SEED_OFFSET = 1_000_003   # synthetic val scenes come from another seed: never the training ones
+# synthetic scenes of each split come from a seed of their own: val and test never hold training scenes
+SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_006}
 
 
 def build_dataset(kind: str, split: str, height: int, width: int, mean, std, augment: bool = False,
                   scale_range=(0.75, 1.5), flip: bool = True, color_jitter: float = 0.3, length: int = 1000,
                   seed: int = 0, difficulty: float = 0.6, root: str = "") -> SegmentationDataset:
-    """One dataset of `kind` for `split` ("train" or "val")."""
+    """One dataset of `kind` for `split` ("train", "val" or "test")."""
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    if split not in SPLIT_SEED_OFFSETS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_SEED_OFFSETS)}, got {split!r}")
     aug = Augment(height, width, tuple(scale_range), flip, color_jitter) if augment else None
     if kind == "synthetic":
-        return SyntheticStreetScenes(length, height, width, seed + (VAL_SEED_OFFSET if split == "val" else 0),
+        return SyntheticStreetScenes(length, height, width, seed + SPLIT_SEED_OFFSETS[split],
                                      difficulty, aug, mean, std)
     if not root:
         raise ValueError(f"data.root must name the dataset directory for data.kind={kind}")
+    if kind == "folders" and split == "test" and not (Path(root) / "test" / "images").is_dir():
+        # folder_pairs falls back to root itself, which holds the training images
+        raise ValueError(f"data.test_size > 0 needs {Path(root) / 'test'}/images and masks, scenes not trained on")
     if kind == "cityscapes":
         return PairedFiles(cityscapes_pairs(root, split), cityscapes_label_to_train_id(), height, width, aug, mean, std)
     return PairedFiles(folder_pairs(root, split), None, height, width, aug, mean, std)
