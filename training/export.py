@@ -1,7 +1,7 @@
 """`bisegunet-export`: a checkpoint to an ONNX model the runtime can run from the file alone.
 
     bisegunet-export --checkpoint runs/NAME/best.pt --out models/NAME.onnx [--dynamic-batch]
-        [--height H --width W] [--packed models/NAME.packed.npz]
+        [--height H --width W] [--packed models/NAME.packed.bin]
 
 Opset 17; binary weights folded to sign * alpha and BatchNorm folded (fold.py); fixed H x W
 (the training size unless given) and optionally a dynamic batch dimension, so several cameras
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, help="network input height (default: the training size)")
     parser.add_argument("--width", type=int)
     parser.add_argument("--dynamic-batch", action="store_true", help="batch dimension free (several cameras)")
-    parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (.npz) here")
+    parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (one .packed.bin file) here")
     parser.add_argument("--no-tensorrt-check", action="store_true",
                         help="skip the TensorRT op list (graphs for ONNX Runtime only, e.g. torchvision models)")
     args = parser.parse_args(argv)
