@@ -234,6 +234,11 @@ def test_two_process_ddp_matches_one_process_over_the_same_global_batch(tmp_path
     assert moved > 0.9 * len(initial) and len(rows(tmp_path / "two" / "ci")) == 3     # trained, not compared at init
 
 
+def test_unknown_regulariser_reduction_is_refused(tmp_path, caplog):
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "loss.binary_reduction=median"]) == 2
+    assert "loss.binary_reduction must be one of ('mean', 'sum'), got 'median'" in caplog.text
+
+
 @pytest.mark.parametrize("override, key", [("epochz=3", "epochz"),
                                            ("model_overrides=[widht_multiplier=2]", "widht_multiplier")])
 def test_unknown_config_key_is_refused(tmp_path, caplog, override, key):
