@@ -108,6 +108,30 @@ def test_training_bench_shows_only_the_digits_the_spread_supports():
     assert fmt(27.8812, None) == "27.9 (one seed)"
 
 
+def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path):
+    """Three seeds a row, written as the trainer writes them; the table's statistics checked by hand."""
+    from bench.training import report, run_name
+
+    scores = {"float": [0.30, 0.31, 0.32], "paper": [0.25, 0.27, 0.29]}
+    for label, values in scores.items():
+        for seed, value in enumerate(values):
+            run = tmp_path / run_name(label, seed)
+            run.mkdir()
+            epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1, "val_miou": value + 0.01 * e}
+                      for e in range(3)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
+            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou": value + 0.02,
+                                                       "test_miou": value, "test_scenes": 200}))
+    markdown = report(["float", "paper"], str(tmp_path), [], "python -m bench.training", tmp_path / "training")
+    rows = json.loads((tmp_path / "training.json").read_text())["rows"]
+    assert (rows["float"]["test_miou_mean"], rows["float"]["test_miou_sd"]) == pytest.approx((31.0, 1.0))
+    assert (rows["paper"]["test_miou_mean"], rows["paper"]["test_miou_sd"]) == pytest.approx((27.0, 2.0))
+    assert rows["paper"]["gap_points"] == pytest.approx(4.0)
+    assert rows["paper"]["gap_standard_error"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
+    assert "| 3 | 31 ± 1 | 30.0 - 32.0 |" in markdown and "| 3 | 27 ± 2 | 25.0 - 29.0 | 4 ± 1 | yes |" in markdown
+    assert "0.7 points" not in markdown and rows["paper"]["minutes_mean"] == pytest.approx(1.5)
+
+
 def test_train_val_and_test_scenes_are_distinct():
     from bisegunet_training.data import build_dataset
 
