@@ -82,7 +82,8 @@ def train(jobs: list[list[str]], parallel: int, device: str) -> list[str]:
     logs of the runs that failed."""
     cores = sorted(os.sched_getaffinity(0))
     share = max(1, len(cores) // parallel)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # one thread per run, OpenCV's too (its pool would otherwise take every core in each data worker)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENCV_FOR_THREADS_NUM="1")
     pending, running, failed = list(jobs), {}, []       # running: slot -> (process, log path)
     with tqdm(total=len(jobs), desc="training runs", unit="run") as progress:
         while pending or running:
@@ -209,8 +210,8 @@ def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, s
               "mIoU % | minutes | device |", "|---|---|---|---|---|---|---|"]
     for label in labels:
         for r in runs[label]:
-            lines.append(f"| {label} | {r['seed']} | {100 * r['test_miou']:.2f} | {100 * r['best_val_miou']:.2f} "
-                         f"({r['best_epoch'] + 1}) | {100 * r['final_val_miou']:.2f} | {r['minutes']:.1f} | "
+            lines.append(f"| {label} | {r['seed']} | {100 * r['test_miou']:.1f} | {100 * r['best_val_miou']:.1f} "
+                         f"({r['best_epoch'] + 1}) | {100 * r['final_val_miou']:.1f} | {r['minutes']:.1f} | "
                          f"{r['device']} |")
     lines.append("")
     return write_results(stem, {"machine": machine, "rows": summaries, "runs": [r for rs in runs.values() for r in rs]},
