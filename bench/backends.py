@@ -1,6 +1,6 @@
 """Backend latency on this CPU: ONNX Runtime FP32 and INT8 at three sizes, against the machine's GEMM rate.
 
-    python -m bench.backends [--packed models/bisegunet_tiny.packed.npz] [--runs 30]
+    python -m bench.backends [--packed models/bisegunet_tiny.packed.bin] [--runs 30]
 
 The shipped tiny model at three sizes and the small preset at 512x1024 are exported at that
 size, quantized to INT8, and each is timed over --runs calls after warm-up (median, p90). The
@@ -71,7 +71,7 @@ def miou(onnx_path: Path, height: int, width: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--packed", type=Path, default=ROOT / "models/bisegunet_tiny.packed.npz")
+    parser.add_argument("--packed", type=Path, default=ROOT / "models/bisegunet_tiny.packed.bin")
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)

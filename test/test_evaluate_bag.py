@@ -128,7 +128,6 @@ def test_unreadable_bag_is_a_clear_error(tmp_path, model, caplog):
 def test_frames_without_ground_truth_are_counted_not_fatal(tmp_path, model):
     bag = tmp_path / "bag"
     write_labelled_frames(bag, frames(4))
-    image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
     # a second bag with one extra image (no label) at a new stamp
     extra = tmp_path / "extra"
     with BagWriter(extra) as writer:
@@ -137,10 +136,10 @@ def test_frames_without_ground_truth_are_counted_not_fatal(tmp_path, model):
         msg = next(iter(read_messages(bag, ["/camera/image_raw"]))).decode()
         msg.header.stamp.sec += 100
         writer.write("/camera/image_raw", "sensor_msgs/msg/Image", 10**18, msg)
+    assert len(list(read_messages(extra, ["/camera/image_raw"]))) == 5          # the case is really there
     assert eval_bag([str(extra), "--model", str(model), "--out", str(tmp_path / "r")]) == 0
     result = report(tmp_path / "r")
     assert result["frames"]["evaluated"] == 4 and result["frames"]["without_ground_truth"] == 1
-    assert image_type  # the type store knows Image
 
 
 def test_truncated_bag_is_read_as_far_as_valid(tmp_path, model, caplog):

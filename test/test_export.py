@@ -16,33 +16,43 @@ from bisegunet_training.export import main as export_main
 from bisegunet_training.export import model_from_checkpoint, tensorrt_ops
 from bisegunet_training.normalisation import normalise
 from bisegunet_training.model import binary_layers, build_model, load_model_config, set_binarized
-from bisegunet_training.packed import fp32_bytes, load_packed, save_packed
+from bisegunet_training.packed import PackedError, fp32_bytes, load_packed, save_packed
 
 H, W = 64, 128
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def write_checkpoint(path, overrides: list[str] = ()):
+    """A binarized tiny checkpoint with non-trivial BatchNorm statistics, so folding is really exercised:
+    running statistics measured on synthetic scenes (as training leaves them), random scales."""
     torch.manual_seed(0)
-    cfg = load_model_config("tiny")
+    cfg = load_model_config("tiny", overrides)
     model = build_model(cfg)
-    with torch.no_grad():      # non-trivial BatchNorm statistics, so folding is really exercised
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
     set_binarized(model, True)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.momentum = None                                    # cumulative average over the batches below
+    frames = np.stack([render_scene(7, i, H, W)[0] for i in range(4)]).astype(np.float32) / 255
+    with torch.no_grad():
+        model.train()(torch.from_numpy((frames - MEAN) / STD).permute(0, 3, 1, 2).float())
+        for m in norms:
+            m.momentum = 0.1
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.1, 0.1)
+    model.eval()
     from dataclasses import asdict
 
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
     save_checkpoint(path, {"model_config": asdict(cfg), "model": model.state_dict(),
                            "binarized": {n: True for n, _ in binary_layers(model)},
                            "data": {"height": H, "width": W, "mean": MEAN, "std": STD,
                                     "class_names": list(CITYSCAPES.names)},
                            "command": "bisegunet-train --config test", "commit": "abc123"})
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,7 @@ def test_metadata_makes_the_file_enough(exported):
     assert backend.max_batch > 1           # dynamic batch
 
 
-def test_onnxruntime_matches_pytorch_on_synthetic_frames(exported, checkpoint):
+def assert_onnxruntime_matches_pytorch(exported, checkpoint):
     """The graph's normalisation is training's: logits within 1e-3 of PyTorch on normalise()d frames."""
     model, _ = model_from_checkpoint(checkpoint)
     frames = np.stack([render_scene(123, i, H, W)[0] for i in range(6)])
@@ -138,15 +148,49 @@ def test_bad_class_filter_is_one_clear_error(checkpoint, tmp_path, caplog):
     assert "class ids [40] are outside 0..18" in caplog.text
 
 
-def test_packed_weights_round_trip_to_identical_outputs(checkpoint, tmp_path):
+def assert_packed_round_trip(checkpoint, path):
+    """The packed file rebuilds a model with bit-identical outputs."""
     model, state = model_from_checkpoint(checkpoint)
-    path = save_packed(model, state, tmp_path / "tiny.npz")
-    restored, meta = load_packed(path)
+    restored, meta = load_packed(save_packed(model, state, path))
     x = torch.randn(2, 3, H, W)
     with torch.no_grad():
         assert torch.equal(model(x), restored(x))
-    assert fp32_bytes(model) / path.stat().st_size > 8     # ~10x for tiny: stem, head, BN and SE stay float
     assert meta["data"]["class_names"] == list(CITYSCAPES.names)
+
+
+def test_onnxruntime_matches_pytorch_on_synthetic_frames(exported, checkpoint):
+    assert_onnxruntime_matches_pytorch(exported, checkpoint)
+
+
+def test_packed_weights_round_trip_to_identical_outputs(checkpoint, tmp_path):
+    assert_packed_round_trip(checkpoint, tmp_path / "tiny.packed.bin")
+
+
+def test_packed_file_is_18x_smaller_than_the_fp32_onnx(exported, checkpoint, tmp_path):
+    """Real bytes on disk: one buffer of bits plus a compressed index, not an archive of hundreds of arrays."""
+    model, state = model_from_checkpoint(checkpoint)
+    path = save_packed(model, state, tmp_path / "tiny.packed.bin")
+    assert exported.stat().st_size / path.stat().st_size >= 18
+    bits = sum(layer.weight.numel() for _, layer in binary_layers(model))
+    floats = fp32_bytes(model) - 4 * bits                   # what stays float32: alphas, BN, stem, head
+    assert path.stat().st_size < 1.1 * (bits / 8 + floats)   # the index adds under 10 %
+
+
+def test_weight_standardised_model_exports_and_packs_exactly(tmp_path):
+    """IR-Net standardisation (what ships): ONNX folds the standardized signs, the packed file keeps them."""
+    ws = write_checkpoint(tmp_path / "ws.pt", ["weight_standardization=true"])
+    out = tmp_path / "ws.onnx"
+    assert export_main(["--checkpoint", str(ws), "--out", str(out), "--dynamic-batch", "--logits"]) == 0
+    assert_onnxruntime_matches_pytorch(out, ws)
+    assert_packed_round_trip(ws, tmp_path / "ws.packed.bin")
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 an old npz", b"BSGPACK1\xff\xff\x00\x00 cut"])
+def test_unreadable_packed_file_is_named(tmp_path, content):
+    path = tmp_path / "bad.packed.bin"
+    path.write_bytes(content)
+    with pytest.raises(PackedError, match="bad.packed.bin: "):
+        load_packed(path)
 
 
 def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):

@@ -113,7 +113,7 @@ def test_all_outputs_and_info(two_cameras, pipeline):
     masks = pick["class_masks"]
     assert list(masks.class_names) == ["road", "person", "car"] and list(masks.class_ids) == [0, 11, 13]
     for cid, mask in zip(masks.class_ids, masks.masks):
-        np.testing.assert_array_equal(labels_of(mask), pipeline.class_mask(result.labels, cid))
+        np.testing.assert_array_equal(labels_of(mask), np.where(result.labels == cid, 255, 0))   # by hand
     assert info.backend == "onnxruntime-cpu" and (info.input_width, info.network_width) == (W, 64)
     assert info.frames_processed >= 1 and info.total_ms > 0
     assert sum(info.class_fractions) == pytest.approx(1.0, abs=1e-3)

@@ -59,9 +59,20 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert state["binarized"] and all(state["binarized"].values())       # phase 3: every binary layer binary
     assert (tmp_path / "ci" / "best.pt").is_file() and (tmp_path / "ci" / "curves.png").stat().st_size > 1000
     assert history[-1]["loss_ce"] < history[0]["loss_ce"]
+    assert not (tmp_path / "ci" / "test.json").exists()        # no test split asked for
     # the same command again replaces the run's logs instead of appending to them
     assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=1"]) == 0
     assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
+
+
+def test_best_checkpoint_is_scored_once_on_the_test_split(tmp_path):
+    """best.pt is chosen on validation scenes, then scored on test scenes: test.json names its epoch."""
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "iters_per_epoch=2", "data.test_size=6"]) == 0
+    test = json.loads((tmp_path / "ci" / "test.json").read_text())
+    history = rows(tmp_path / "ci")
+    best = max((r for r in history if r["binarized_fraction"] == 1), key=lambda r: r["val_miou"])
+    assert test["epoch"] == best["epoch"] and test["val_miou"] == pytest.approx(best["val_miou"])
+    assert test["test_scenes"] == 6 and 0 <= test["test_miou"] <= 1 and test["device"] == "cpu"
 
 
 def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
@@ -75,13 +86,59 @@ def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
 
 
 def test_training_bench_reports_the_options_each_row_ran_with():
-    from bench.training import RUNS, config, options
+    from bench.training import RUNS, config, options, overrides
 
-    described = {label: options(config(overrides)) for label, overrides in RUNS.items()}
-    assert "IR-Net off" in described["paper"] and "distillation off" in described["paper"]
-    assert "phases 5/10/3" in described["paper"] and "phases 5/9/4" in described["irnet_phase3"]
-    assert "IR-Net on" in described["irnet"] and "distillation weight 1.0" in described["distill"]
-    assert "shallowest first" in described["irnet_shallow"] and described["float"].startswith("float")
+    described = {label: options(config(overrides(label, 0, "runs/x", "cpu", []))) for label in RUNS}
+    assert described["float"].startswith("float")
+    assert "binary stem 3," in described["paper"] and "regulariser sum (lambda3 0.0001)" in described["paper"]
+    assert "binary stem 3," in described["mean_regulariser"] and "regulariser mean" in described["mean_regulariser"]
+    assert "float stem 3x5x7" in described["float_stem"] and "regulariser sum" in described["float_stem"]
+    assert "IR-Net on" in described["irnet"] and "IR-Net off" in described["paper"]
+    assert "phases 5/10/3" in described["paper"] and "distillation off" in described["paper"]
+    cfg = config(overrides("irnet", 2, "runs/x", "cuda", []))
+    assert (cfg.seed, cfg.name, cfg.device, cfg.data.seed) == (2, "irnet_seed2", "cuda", 0)   # same scenes every seed
+
+
+def test_training_bench_shows_only_the_digits_the_spread_supports():
+    from bench.training import fmt
+
+    assert fmt(27.8812, 0.52) == "27.9 ± 0.5"
+    assert fmt(27.8812, 0.052) == "27.88 ± 0.05"
+    assert fmt(27.8812, 1.7) == "28 ± 2"
+    assert fmt(27.8812, None) == "27.9 (one seed)"
+
+
+def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path):
+    """Three seeds a row, written as the trainer writes them; the table's statistics checked by hand."""
+    from bench.training import report, run_name
+
+    scores = {"float": [0.30, 0.31, 0.32], "paper": [0.25, 0.27, 0.29]}
+    for label, values in scores.items():
+        for seed, value in enumerate(values):
+            run = tmp_path / run_name(label, seed)
+            run.mkdir()
+            epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1, "val_miou": value + 0.01 * e}
+                      for e in range(3)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
+            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou": value + 0.02,
+                                                       "test_miou": value, "test_scenes": 200}))
+    markdown = report(["float", "paper"], str(tmp_path), [], "python -m bench.training", tmp_path / "training")
+    rows = json.loads((tmp_path / "training.json").read_text())["rows"]
+    assert (rows["float"]["test_miou_mean"], rows["float"]["test_miou_sd"]) == pytest.approx((31.0, 1.0))
+    assert (rows["paper"]["test_miou_mean"], rows["paper"]["test_miou_sd"]) == pytest.approx((27.0, 2.0))
+    assert rows["paper"]["gap_points"] == pytest.approx(4.0)
+    assert rows["paper"]["gap_standard_error"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
+    assert "| 3 | 31 ± 1 | 30.0 - 32.0 |" in markdown and "| 3 | 27 ± 2 | 25.0 - 29.0 | 4 ± 1 | yes |" in markdown
+    assert "0.7 points" not in markdown and rows["paper"]["minutes_mean"] == pytest.approx(1.5)
+
+
+def test_train_val_and_test_scenes_are_distinct():
+    from bisegunet_training.data import build_dataset
+
+    first = {split: build_dataset("synthetic", split, 32, 64, [0.5] * 3, [0.25] * 3, length=2)[0][1]
+             for split in ("train", "val", "test")}
+    assert not torch.equal(first["train"], first["val"]) and not torch.equal(first["val"], first["test"])
+    assert not torch.equal(first["train"], first["test"])
 
 
 def test_float_model_learns_a_fixed_batch():
@@ -110,10 +167,17 @@ def _train_cmd(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_and_finishes(tmp_path):
-    args = [f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=5", "name=resume", "tensorboard=false"]
-    proc = subprocess.Popen(_train_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "resume" / "last.pt"
+def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    """One thread, so every step is bit-for-bit repeatable; the checkpoint restores model, optimizer,
+    scheduler, RNG and epoch, so the resumed run must end where the uninterrupted one does."""
+    args = ["epochs=3", "iters_per_epoch=5", "tensorboard=false"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    whole = subprocess.run(_train_cmd(f"out_dir={tmp_path / 'whole'}", *args), capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(f"out_dir={killed}", *args), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    last = killed / "ci" / "last.pt"
     deadline = time.monotonic() + 120
     while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -121,27 +185,82 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     proc.wait()
     done = load_checkpoint(last)["epoch"]
     assert 1 <= done < 3
-    assert subprocess.run(_train_cmd(*args, "--resume", str(last)), capture_output=True).returncode == 0
-    history = rows(tmp_path / "resume")
-    assert [r["epoch"] for r in history] == [0, 1, 2]           # one row per epoch, none repeated
-    assert load_checkpoint(last)["epoch"] == 3 and history[-1]["epoch"] == 2
+    resumed = subprocess.run(_train_cmd(f"out_dir={killed}", *args, "--resume", str(last)), capture_output=True,
+                             text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in rows(killed / "ci")] == [0, 1, 2]           # one row per epoch, none repeated
+    expected, got = load_checkpoint(tmp_path / "whole" / "ci" / "last.pt"), load_checkpoint(last)
+    assert got["epoch"] == expected["epoch"] == 3
+    for name, tensor in expected["model"].items():
+        assert torch.equal(got["model"][name], tensor), name
+
+
+def reference_run(cfg) -> tuple:
+    """One process, the two ranks' half batches in turn, their losses averaged: what DDP computes.
+    Returns the trainer after its last step and its parameters before the first."""
+    from torch.utils.data import DistributedSampler
+
+    from bisegunet_training.train import Trainer
+
+    trainer = Trainer(cfg)
+    initial = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    half = trainer.cfg.batch_size // 2
+    for epoch in range(trainer.cfg.epochs):
+        trainer.set_binarization(epoch)
+        binary_weights = [trainer.layers[n].weight for n in trainer.order if trainer.layers[n].binarized]
+        shards = []
+        for rank in range(2):
+            sampler = DistributedSampler(trainer.train_set, num_replicas=2, rank=rank, shuffle=True,
+                                         seed=trainer.cfg.seed)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+        trainer.model.train()
+        for step in range(trainer.steps):
+            losses = []
+            for shard in shards:
+                samples = [trainer.train_set[i] for i in shard[step * half:(step + 1) * half]]
+                images, labels = torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+                losses.append(trainer.loss(trainer.model(images), labels, binary_weights)[0])
+            trainer.optimizer.zero_grad(set_to_none=True)
+            (sum(losses) / 2).backward()
+            trainer.optimizer.step()
+            trainer.scheduler.step()
+    return trainer, initial
 
 
 @pytest.mark.slow
-def test_two_process_ddp_matches_one_process(tmp_path):
-    """Same global batch (4) split over 2 gloo processes. BatchNorm normalises with each process's
-    own half batch (as plain DDP does), so losses agree to a few percent, not bit for bit."""
+def test_two_process_ddp_matches_one_process_over_the_same_global_batch(tmp_path):
+    """2 gloo processes, each with half of the global batch of 4; DDP averages their gradients. The
+    reference is this process taking the same two halves (the same DistributedSampler shards), each
+    through the model on its own (BatchNorm statistics per half, as on each rank), averaging the two
+    losses and stepping the trainer's own optimizer and schedule. After 3 epochs (float, binarizing,
+    binary) every parameter agrees to float rounding."""
+    from bisegunet_training.config import load_config
+    from bisegunet_training.train_config import TrainConfig
+
     common = ["epochs=3", "iters_per_epoch=3", "data.augment=false", "tensorboard=false"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    one = subprocess.run(_train_cmd(f"out_dir={tmp_path / 'one'}", *common), capture_output=True, text=True, env=env)
-    assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                           str(29500 + os.getpid() % 1000), "-m", "bisegunet_training.train", "--config", CI,
                           f"out_dir={tmp_path / 'two'}", *common], capture_output=True, text=True, env=env)
     assert two.returncode == 0, two.stderr[-2000:]
-    single, ddp = rows(tmp_path / "one" / "ci"), rows(tmp_path / "two" / "ci")
-    assert len(single) == len(ddp) == 3
-    assert ddp[0]["loss_total"] == pytest.approx(single[0]["loss_total"], rel=0.05)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # as each rank: Adam turns last-bit differences of tiny gradients into lr-sized steps
+    try:
+        trainer, initial = reference_run(load_config(CI, TrainConfig, [f"out_dir={tmp_path / 'one'}", *common]))
+    finally:
+        torch.set_num_threads(threads)
+    ddp = load_checkpoint(tmp_path / "two" / "ci" / "last.pt")["model"]
+    for name, param in trainer.model.named_parameters():
+        torch.testing.assert_close(ddp[name], param.detach(), rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+    moved = sum(not torch.equal(ddp[name], p) for name, p in initial.items())
+    assert moved > 0.9 * len(initial) and len(rows(tmp_path / "two" / "ci")) == 3     # trained, not compared at init
+
+
+def test_unknown_regulariser_reduction_is_refused(tmp_path, caplog):
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "loss.binary_reduction=median"]) == 2
+    assert "loss.binary_reduction must be one of ('mean', 'sum'), got 'median'" in caplog.text
 
 
 @pytest.mark.parametrize("override, key", [("epochz=3", "epochz"),

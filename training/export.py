@@ -2,7 +2,7 @@
 
     bisegunet-export --checkpoint runs/NAME/best.pt --out models/NAME.onnx [--dynamic-batch]
         [--height H --width W] [--class-filter 11,12 --background-id 0] [--logits]
-        [--packed models/NAME.packed.npz]
+        [--packed models/NAME.packed.bin]
     bisegunet-export --from-onnx OLD.onnx --out NEW.onnx [--logits]   # a format-1 file, re-wrapped
 
 Opset 17; binary weights folded to sign * alpha and BatchNorm folded (fold.py); fixed H x W
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-filter", type=class_ids, default=[],
                         help="class ids published as --background-id, fixed in the graph (e.g. 11,12)")
     parser.add_argument("--background-id", type=int, default=0)
-    parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (.npz) here")
+    parser.add_argument("--packed", type=Path, help="also write packed 1-bit weights (one .packed.bin file) here")
     parser.add_argument("--no-tensorrt-check", action="store_true",
                         help="skip the TensorRT op list (graphs for ONNX Runtime only, e.g. torchvision models)")
     args = parser.parse_args(argv)

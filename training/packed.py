@@ -1,12 +1,19 @@
-"""Packed 1-bit weights: the storage saving of a binary network, made real.
+"""Packed 1-bit weights: the storage saving of a binary network, made real in one small file.
 
-A binarized conv is stored as np.packbits of its signs (1 bit per weight) plus one float32
-log(alpha) per output channel; everything else (float layers, BatchNorm statistics, biases) as
-float32. Loading rebuilds a model whose outputs are identical to the original's.
+Layout (little-endian): MAGIC (8 bytes) | header length (uint32) | header | payload.
+The header is zlib-compressed JSON: the checkpoint's model config, data contract and provenance,
+and an index [name, dtype, shape, offset] per state-dict tensor. The payload is one contiguous
+buffer: a binarized conv's weight as np.packbits of its signs (dtype "bits", 1 bit per weight,
+padded to a whole byte), everything else (log(alpha), float layers, BatchNorm statistics, biases)
+in its own dtype. Only the header is compressed (its names repeat); the bits are stored as they
+are. Loading rebuilds a model whose outputs are identical to the original's.
 """
 from __future__ import annotations
 
 import json
+import math
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,46 +21,71 @@ import torch
 
 from .model import binary_layers, build_model, model_config_from_dict
 
-SIGNS, SHAPE, LOG_ALPHA = ".__signs", ".__shape", ".__log_alpha"
+MAGIC = b"BSGPACK1"
+BITS = "bits"
+
+
+class PackedError(ValueError):
+    """A file that is not a readable packed model."""
 
 
 def save_packed(model: torch.nn.Module, state: dict, path: str | Path) -> Path:
-    """Write the packed .npz; `state` is the checkpoint (for config, data contract and provenance)."""
-    arrays, packed_names = {}, set()
-    for name, layer in binary_layers(model):
-        if layer.binarized:
-            w = layer._latent().detach()
-            arrays[name + SIGNS] = np.packbits((w >= 0).numpy().ravel())
-            arrays[name + SHAPE] = np.asarray(w.shape, np.int64)
-            arrays[name + LOG_ALPHA] = layer.log_alpha.detach().numpy()  # log: bit-exact on reload
-            packed_names |= {f"{name}.weight", f"{name}.log_alpha"}
+    """Write the packed file; `state` is the checkpoint (for config, data contract and provenance)."""
+    signs = {f"{name}.weight": layer.binary_weight().detach() >= 0
+             for name, layer in binary_layers(model) if layer.binarized}
+    index, chunks, offset = [], [], 0
     for key, tensor in model.state_dict().items():
-        if key not in packed_names:
-            arrays[key] = tensor.detach().numpy()
+        if key in signs:
+            dtype, shape, raw = BITS, list(tensor.shape), np.packbits(signs[key].cpu().numpy().ravel()).tobytes()
+        else:
+            array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+            dtype, shape, raw = array.dtype.name, list(array.shape), array.tobytes()
+        index.append([key, dtype, shape, offset])
+        chunks.append(raw)
+        offset += len(raw)
     meta = {k: state[k] for k in ("model_config", "data", "command", "commit") if k in state}
     meta["binarized"] = {n: bool(layer.binarized) for n, layer in binary_layers(model)}
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    header = zlib.compress(json.dumps({"meta": meta, "index": index}, separators=(",", ":")).encode(), 9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)   # uncompressed: the size is the bits, not what zlib makes of them
+    path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header + b"".join(chunks))
     return path
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Metadata and state dict (binary weights as +-1) of a packed file; PackedError naming it otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PackedError(f"{path}: cannot read packed model ({exc.strerror})") from exc
+    if raw[:len(MAGIC)] != MAGIC:
+        raise PackedError(f"{path}: not a packed BiSegUNet model (no {MAGIC.decode()} header)")
+    try:
+        (length,) = struct.unpack_from("<I", raw, len(MAGIC))
+        start = len(MAGIC) + 4
+        header = json.loads(zlib.decompress(raw[start:start + length]))
+        payload = memoryview(raw)[start + length:]
+        state = {}
+        for name, dtype, shape, offset in header["index"]:
+            count = math.prod(shape)
+            if dtype == BITS:
+                bits = np.unpackbits(np.frombuffer(payload, np.uint8, (count + 7) // 8, offset))[:count]
+                state[name] = torch.from_numpy(bits.reshape(shape).astype(np.float32) * 2 - 1)   # +-1: same signs
+            else:
+                array = np.frombuffer(payload, np.dtype(dtype), count, offset)
+                state[name] = torch.from_numpy(array.reshape(shape).copy())
+    except (struct.error, zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise PackedError(f"{path}: truncated or corrupt packed model ({exc})") from exc
+    return header["meta"], state
 
 
 def load_packed(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The model rebuilt from a packed file (eval mode) and its metadata."""
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(arrays.pop("__meta__").tobytes())
+    meta, state = _read(Path(path))
     model = build_model(model_config_from_dict(meta["model_config"]))
-    state = {}
     for name, layer in binary_layers(model):
-        if name + SIGNS in arrays:
-            shape = tuple(arrays.pop(name + SHAPE))
-            bits = np.unpackbits(arrays.pop(name + SIGNS))[: int(np.prod(shape))].reshape(shape)
-            state[f"{name}.weight"] = torch.from_numpy(bits.astype(np.float32) * 2 - 1)  # +-1 latent: same signs
-            state[f"{name}.log_alpha"] = torch.from_numpy(arrays.pop(name + LOG_ALPHA))
+        if meta["binarized"][name]:
             layer.standardize = False      # the stored signs are already those of the standardized weights
-    state.update({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
     model.load_state_dict(state)
     for name, layer in binary_layers(model):
         layer.binarized = meta["binarized"][name]

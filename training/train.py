@@ -6,12 +6,14 @@
 Phase 1 float, phase 2 incremental binarization, phase 3 fully binary; Adam with a cosine
 learning rate that restarts at each phase boundary. Rank 0 writes runs/<name>/: last.pt (every
 epoch, atomically), best.pt (best validation mIoU once every binary layer is binary, or of the
-whole run for a float baseline), metrics.jsonl, TensorBoard events and curves.png.
+whole run for a float baseline), metrics.jsonl, TensorBoard events and curves.png; with a test
+split (data.test_size), best.pt is scored once on it at the end: test.json.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import os
 import random
@@ -68,6 +70,10 @@ class Distributed:
         if self.world > 1:
             dist.all_reduce(tensor)
         return tensor
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
 
     def close(self) -> None:
         """Tear down together: a rank leaving while rank 0 still writes its files can abort in gloo."""
@@ -128,6 +134,10 @@ class Trainer:
                                          distributed=self.dist.world > 1, seed=cfg.seed)
         self.val_loader = build_loader(self.val_set, per_rank, shuffle=False, workers=cfg.workers,
                                        distributed=self.dist.world > 1, seed=cfg.seed)
+        # held-out scenes scored once, with the checkpoint the validation split chose (best.pt)
+        self.test_loader = build_loader(
+            build_dataset(d.kind, "test", length=d.test_size, augment=False, **common), per_rank, shuffle=False,
+            workers=cfg.workers, distributed=self.dist.world > 1, seed=cfg.seed) if d.test_size > 0 else None
         self.steps = cfg.iters_per_epoch or len(self.train_loader)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -214,15 +224,38 @@ class Trainer:
         return {k: float(v) / float(totals[-1]) for k, v in zip(sorted(sums), totals[:-1])}
 
     @torch.no_grad()
-    def validate(self) -> dict:
+    def validate(self, loader=None) -> dict:
+        """Summary of the confusion matrix over `loader` (the validation split by default), all ranks summed."""
         self.model.eval()
         num_classes = len(self.train_set.class_names)
         matrix = ConfusionMatrix(num_classes)
-        for images, labels in self.val_loader:
+        for images, labels in loader or self.val_loader:
             pred = self.model(images.to(self.dist.device)).argmax(1).cpu().numpy()
             matrix.update(labels.numpy(), pred)
         total = self.dist.all_sum(torch.from_numpy(matrix.matrix))
         return ConfusionMatrix(num_classes, matrix=total.numpy()).summary(list(self.train_set.class_names))
+
+    def test(self) -> dict | None:
+        """Score best.pt once on the test split; rank 0 writes runs/NAME/test.json. None without a test split
+        or a best.pt (a binarized run that never became fully binary)."""
+        best = self.run_dir / "best.pt"
+        self.dist.barrier()                                  # rank 0 has finished writing best.pt
+        if self.test_loader is None or not best.is_file():
+            return None
+        state = load_checkpoint(best)
+        self.model.load_state_dict(state["model"])
+        for name, on in state["binarized"].items():
+            self.layers[name].binarized = on
+        summary = self.validate(self.test_loader)
+        result = {"checkpoint": str(best), "device": str(self.dist.device), "epoch": state["epoch"] - 1,
+                  "val_miou": state["best_miou"],
+                  "test_scenes": len(self.test_loader.dataset), "test_miou": summary["miou"],
+                  "test_mean_dice": summary["mean_dice"], "test_pixel_accuracy": summary["pixel_accuracy"]}
+        if self.dist.main:
+            (self.run_dir / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+            log.info("test mIoU %.4f on %d held-out scenes (best.pt, epoch %d)", summary["miou"] or 0,
+                     result["test_scenes"], result["epoch"] + 1)
+        return result
 
     def fit(self) -> dict:
         cfg, main = self.cfg, self.dist.main
@@ -261,8 +294,9 @@ class Trainer:
         if main:
             runlog.close()
             plot_curves(self.run_dir / "metrics.jsonl", self.schedule.boundaries, self.run_dir / "curves.png")
+        test = self.test()
         self.dist.close()
-        return {"best_miou": self.best_miou, "last": summary}
+        return {"best_miou": self.best_miou, "last": summary, "test": test}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     if trainer.dist.main:
-        print(f"best mIoU {result['best_miou']:.4f}; checkpoints in {trainer.run_dir}")
+        test = f"; test mIoU {result['test']['test_miou'] or 0:.4f}" if result["test"] else ""
+        print(f"best mIoU {result['best_miou']:.4f}{test}; checkpoints in {trainer.run_dir}")
     return 0
 
 

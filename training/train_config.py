@@ -11,7 +11,9 @@ class DataConfig:
     height: int = 128                # network input (crop) size
     width: int = 256
     train_size: int = 2000           # synthetic: scenes per epoch
-    val_size: int = 200
+    val_size: int = 200              # checkpoint selection (best.pt)
+    test_size: int = 0               # synthetic: held-out scenes scored once with best.pt (0 = none);
+                                     # files: > 0 scores the dataset's "test" split
     difficulty: float = 0.6          # synthetic: 0 easy .. 1 hard
     seed: int = 0
     augment: bool = True             # random scale and crop, flip, colour jitter (section IV.B)
@@ -32,7 +34,7 @@ class LossConfig:
     dice_weight: float = 1.0         # lambda2
     binary_weight: float = 1e-4      # lambda3
     label_smoothing: float = 0.1     # epsilon
-    binary_reduction: str = "mean"   # mean | sum (the paper's literal eq. 24; see losses.py)
+    binary_reduction: str = "mean"   # mean (this project's variant) | sum (eq. 24 as written; losses.py)
     class_weights: list | str | None = None   # CE weight per class: a list, or auto (median frequency)
 
 

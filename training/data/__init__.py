@@ -5,6 +5,7 @@ only a dataset's tensors and build_loader import torch, when used.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bisegunet_ros.classes import (CITYSCAPES_DEFINITION, ClassDefinition, cityscapes_label_to_train_id,
@@ -20,24 +21,30 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
 KINDS = ("synthetic", "cityscapes", "folders")
-VAL_SEED_OFFSET = 1_000_003   # synthetic val scenes come from another seed: never the training ones
+# synthetic scenes of each split come from a seed of their own: val and test never hold training scenes
+SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_006}
 
 
 def build_dataset(kind: str, split: str, height: int, width: int, mean, std, augment: bool = False,
                   scale_range=(0.75, 1.5), flip: bool = True, color_jitter: float = 0.3, length: int = 1000,
                   seed: int = 0, difficulty: float = 0.6, root: str = "", classes: ClassDefinition | None = None,
                   mask_format: str = "ids") -> SegmentationDataset:
-    """One dataset of `kind` for `split` ("train" or "val"); `classes` and `mask_format` are for folders."""
+    """One dataset of `kind` for `split` ("train", "val" or "test"); `classes` and `mask_format` are for folders."""
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
     if kind != "folders" and mask_format != "ids":
         raise ValueError(f"data.mask_format is for folder datasets (data.kind=folders), not data.kind={kind}")
+    if split not in SPLIT_SEED_OFFSETS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_SEED_OFFSETS)}, got {split!r}")
     aug = Augment(height, width, tuple(scale_range), flip, color_jitter) if augment else None
     if kind == "synthetic":
-        return SyntheticStreetScenes(length, height, width, seed + (VAL_SEED_OFFSET if split == "val" else 0),
+        return SyntheticStreetScenes(length, height, width, seed + SPLIT_SEED_OFFSETS[split],
                                      difficulty, aug, mean, std)
     if not root:
         raise ValueError(f"data.root must name the dataset directory for data.kind={kind}")
+    if kind == "folders" and split == "test" and not (Path(root) / "test" / "images").is_dir():
+        # folder_pairs falls back to root itself, which holds the training images
+        raise ValueError(f"data.test_size > 0 needs {Path(root) / 'test'}/images and masks, scenes not trained on")
     if kind == "cityscapes":
         return PairedFiles(cityscapes_pairs(root, split), cityscapes_label_to_train_id(), height, width, aug, mean, std)
     return FolderDataset(folder_pairs(root, split), classes or CITYSCAPES_DEFINITION, mask_format, height, width, aug,

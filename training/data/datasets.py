@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from bisegunet_ros.classes import CITYSCAPES, IGNORE_INDEX, ClassTable, cityscapes_label_to_train_id
+from bisegunet_ros.classes import CITYSCAPES, IGNORE_INDEX, ClassTable
 
 from .scenes import render_scene
 from .transforms import Augment, resize_pair, to_tensors

@@ -35,7 +35,7 @@ class ModelConfig:
     attention_kv_pool: int = 1
     decoder_channels: list = field(default_factory=lambda: [176, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
     capacity_blocks: int = 4                 # on the encoder outputs, counted from the deepest (0-4)
-    capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 8)
+    capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 7)
     capacity_branches: list = field(default_factory=lambda: list(BRANCHES))
     channel_attention: bool = True           # SE inside the Capacity Blocks
     capacity_groups: int = 4

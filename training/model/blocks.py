@@ -48,7 +48,7 @@ class SqueezeExcite(nn.Module):
 
 
 class CBAM(nn.Module):
-    """Channel then spatial attention (Woo et al. 2018), for the ablation of Table 8."""
+    """Channel then spatial attention (Woo et al. 2018), for the ablation of Table 7."""
 
     def __init__(self, channels: int, reduction: int = 8):
         super().__init__()

@@ -12,7 +12,8 @@ from .capacity import _split
 
 
 class ASPP(nn.Module):
-    """Parallel 3x3 convolutions at several dilation rates, concatenated to `out_channels`."""
+    """Parallel convolutions at several dilation rates, concatenated to `out_channels`. 3x3 kernels are
+    our choice: eq. 11 writes D_r, and the paper's D (eq. 4) is a 7x7 dilated convolution."""
 
     def __init__(self, in_channels: int, out_channels: int, rates: tuple[int, ...], spec: ConvSpec):
         super().__init__()

@@ -1,4 +1,4 @@
-"""The Capacity Block (eq. 3-10, Fig. 3) and the multi-scale blocks it is compared with (Table 8).
+"""The Capacity Block (eq. 3-10, Fig. 3) and the multi-scale blocks it is compared with (Table 7).
 
 Parallel branches see the same input; their outputs are concatenated to the input's width and
 re-weighted by channel attention. A residual connection keeps input and output the same shape
@@ -46,7 +46,7 @@ def _branches(kind: str, channels: int, spec: ConvSpec, branches: tuple[str, ...
 
 
 class CapacityBlock(nn.Module):
-    """`variant` "full" is the paper's block; "ms_se" and "ms_cbam" are the Table 8 baselines."""
+    """`variant` "full" is the paper's block; "ms_se" and "ms_cbam" are the Table 7 baselines."""
 
     def __init__(self, channels: int, spec: ConvSpec, variant: str = "full",
                  branches: tuple[str, ...] = BRANCHES, attention: bool = True, groups: int = 4,
