@@ -13,9 +13,9 @@ import torch
 from sensor_msgs.msg import Image
 
 from bisegunet_ros.classes import IGNORE_INDEX, ClassFileError, load_class_definition
-from bisegunet_ros.bag_io import TYPESTORE, BagWriter, read_messages
-from bisegunet_ros.evaluate_bag import decode_labels
-from bisegunet_ros.evaluate_bag import main as eval_bag
+from bisegunet_ros.evaluation.bag_io import TYPESTORE, BagWriter, read_messages
+from bisegunet_ros.image_codec import decode_labels
+from bisegunet_ros.evaluation.evaluate_bag import main as eval_bag
 from bisegunet_ros.image_codec import encode_image
 from bisegunet_ros.msg import ClassMasks, SegmentationInfo
 from bisegunet_training.checkpoint import load_checkpoint
