@@ -150,7 +150,7 @@ def measure(entry: Entry, trained: dict, budget: Budget, frames: list, work: Pat
             exports[height, width] = export_pair(model, state, binarized, work / f"{entry.key}_{height}x{width}.onnx",
                                                  height, width, LATENCY_CALIBRATION_FRAMES)
         for precision, path in zip(("fp32", "int8"), exports[height, width][:2]):
-            latency[precision][f"{height}x{width}"] = {**timed(load_backend(path, "onnxruntime"), height, width, runs),
+            latency[precision][f"{height}x{width}"] = {**timed(load_backend(path, "onnxruntime"), runs),
                                                        "runs": runs}
     return {"label": entry.label, "model": entry.model, "binarized": binarized, **trained, **accuracy,
             "int8_miou": int8_accuracy["miou"], "parameters": counted["parameters"]["total"],
