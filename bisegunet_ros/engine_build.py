@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .engine_cache import PRECISIONS, engine_path, resolve_engine, timing_cache_path
-from .model_info import ModelError
+from .model_info import ModelError, ModelInfo
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30
@@ -49,11 +49,11 @@ def build_engine(onnx: Path, engine: Path, precision: str, calib_images: str | N
     """Parse `onnx`, build for `precision`, write `engine` and update the timing cache."""
     import tensorrt as trt
 
-    from .backends.tensorrt_backend import _read_info, current_key
+    from .backends.tensorrt_backend import current_key
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    info = _read_info(onnx)
+    info = ModelInfo.from_onnx(onnx)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
