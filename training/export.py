@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,7 @@ def save_uint8_model(core: onnx.ModelProto, out: str | Path, info: ModelInfo, te
     extra = {**info.extra, "outputs": [o.name for o in proto.graph.output]}
     if class_filter:
         extra.update(class_filter=sorted(set(class_filter)), background_id=background_id)
-    onnx.helper.set_model_props(proto, ModelInfo(**{**info.__dict__, "extra": extra}).to_metadata())
+    onnx.helper.set_model_props(proto, replace(info, extra=extra).to_metadata())
     onnx.checker.check_model(proto, full_check=True)
     missing = unsupported_by_tensorrt(proto) if tensorrt_check else set()
     if missing:
