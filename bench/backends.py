@@ -1,16 +1,24 @@
-"""Backend latency on this CPU: ONNX Runtime FP32 and INT8 at three sizes, against the machine's GEMM rate.
+"""Backend latency on this CPU, FP32 and INT8 QDQ, and the INT8 model's accuracy against FP32.
 
-    python -m bench.backends [--packed models/bisegunet_tiny.packed.bin] [--runs 30]
+    python -m bench.backends [--packed models/bisegunet_tiny.packed.bin] [--runs 30] [--repeats 3]
+    python -m bench.backends --smoke --out DIR      # the same path at toy sizes (checks it runs)
 
-The shipped tiny model at three sizes and the small preset at 512x1024 are exported at that
-size, quantized to INT8, and each is timed over --runs calls after warm-up (median, p90). The
-achieved FLOP rate (real FLOPs / median latency) is compared with numpy's FP32 GEMM rate measured
-in the same run. INT8 accuracy: mIoU of the shipped model, FP32 vs INT8, on synthetic scenes.
-Writes bench/backends.json and bench/backends.md.
+Latency: the shipped tiny model (from its packed weights) at three network sizes and the small
+preset (random weights: latency does not depend on their values) at 512x1024, each exported
+with bisegunet-export's graph (uint8 pixels in, uint8 labels and confidence out) and quantized
+with bisegunet-quantize (symmetric INT8 QDQ, the model TensorRT builds on the vehicle). Every
+(model, size, precision) is timed in --repeats fresh processes, each giving the median of --runs
+calls after 3 warm-up calls; the table shows the median of those process medians and their
+min-max. The achieved FLOP rate is compared with numpy's FP32 GEMM rate measured in the same run.
+Accuracy: the shipped FP32 and INT8 files on held-out synthetic scenes (a seed no training,
+validation or calibration split uses): mIoU of each and the share of pixels with equal labels.
+Writes OUT.json and OUT.md (OUT = bench/backends by default).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,110 +26,177 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bench.machine import describe, fp32_gemm_gflops, markdown_header, write_results
-from bisegunet_ros.backends import load_backend
-from bisegunet_ros.metrics import ConfusionMatrix
-from bisegunet_ros.pipeline import SegmentationPipeline
-from bisegunet_training.data import render_scene
-from bisegunet_training.export import export_onnx, model_info
-from bisegunet_training.model import (binary_layers, build_model, load_model_config, model_config_from_dict,
-                                      set_binarized)
-from bisegunet_training.packed import load_packed
-from bisegunet_training.profile import profile
-from bisegunet_training.quantize import quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(256, 512), (512, 1024), (1024, 2048)]
+SMOKE_SIZES = [(32, 64), (64, 128)]
 EVAL_SEED, EVAL_FRAMES = 8_000_009, 50
+WARMUP = 3
 
 
-def timed(backend, height: int, width: int, runs: int) -> dict:
-    batch = np.random.default_rng(0).standard_normal((1, 3, height, width)).astype(np.float32)
-    for _ in range(3):
-        backend.infer(batch)
+def timed(backend, runs: int) -> dict:
+    """Median and p90 ms of `runs` calls on one uint8 frame at the model's size, after warm-up, in this process."""
+    info = backend.info
+    pixels = np.random.default_rng(0).integers(0, 256, (1, info.input_height, info.input_width, 3), dtype=np.uint8)
+    for _ in range(WARMUP):
+        backend.infer(pixels)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        backend.infer(batch)
+        backend.infer(pixels)
         times.append((time.perf_counter() - t0) * 1e3)
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
 
 
-def random_state(preset: str) -> tuple[torch.nn.Module, dict]:
-    """Untrained weights: latency does not depend on their values."""
+def spread(values: list[float]) -> dict:
+    """Median and min-max over process-level repetitions."""
+    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values)),
+            "values": [float(v) for v in values]}
+
+
+def timed_in_processes(path: Path, runs: int, repeats: int) -> dict:
+    """`timed` in `repeats` fresh processes (a new session, allocator and thread pool each time)."""
+    medians = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-m", "bench.backends", "--time-one", str(path), "--runs", str(runs)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if out.returncode != 0:
+            raise RuntimeError(f"timing {path} failed:\n{out.stderr[-2000:]}")
+        medians.append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
+    return spread(medians)
+
+
+def random_state(preset: str):
+    """An untrained, binarized model of `preset` and the checkpoint fields export needs (training's defaults)."""
+    from bisegunet_ros.classes import CITYSCAPES
+    from bisegunet_training.model import build_model, load_model_config, set_binarized
+    from bisegunet_training.train_config import DataConfig
+
     cfg = load_model_config(preset)
     model = build_model(cfg).eval()
     set_binarized(model, True)
-    from bisegunet_ros.classes import CITYSCAPES
+    data = DataConfig()
+    return model, {"model_config": asdict(cfg), "data": {"mean": data.mean, "std": data.std,
+                                                       "class_names": list(CITYSCAPES.names)},
+                   "command": "", "commit": ""}
 
-    return model, {"model_config": asdict(cfg), "data": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                                                       "class_names": list(CITYSCAPES.names)}}
+
+def export_pair(model, state: dict, path: Path, height: int, width: int, calibration_frames: int) -> tuple[Path, Path]:
+    """FP32 and INT8 QDQ models of `model` at one network size, with the project's exporter and quantizer."""
+    from bisegunet_training.export import export_onnx, model_info
+    from bisegunet_training.model import binary_layers
+    from bisegunet_training.quantize import quantize
+
+    layers = binary_layers(model)
+    binarized = bool(layers) and all(layer.binarized for _, layer in layers)
+    export_onnx(model, path, height, width, model_info(state, height, width, binarized, False))
+    return path, quantize(path, path.with_suffix(".int8.onnx"), frames=calibration_frames)
 
 
-def miou(onnx_path: Path, height: int, width: int) -> float:
-    pipeline = SegmentationPipeline(load_backend(onnx_path, "onnxruntime"), output_resolution="network")
-    matrix = ConfusionMatrix(len(pipeline.classes))
-    for i in range(EVAL_FRAMES):
-        rgb, label = render_scene(EVAL_SEED, i, height, width)
-        matrix.update(label, pipeline.run([rgb])[0].labels)
-    return matrix.summary()["miou"]
+def accuracy(fp32: Path, int8: Path, frames: int) -> dict:
+    """mIoU of both models and their label agreement on held-out synthetic scenes at the model's size."""
+    from bisegunet_ros.backends import load_backend
+    from bisegunet_ros.metrics import ConfusionMatrix
+    from bisegunet_ros.pipeline import SegmentationPipeline
+    from bisegunet_training.data import render_scene
+
+    pipelines = {p: SegmentationPipeline(load_backend(f, "onnxruntime"), output_resolution="network")
+                 for p, f in (("fp32", fp32), ("int8", int8))}
+    info = pipelines["fp32"].info
+    matrices = {p: ConfusionMatrix(len(info.classes)) for p in pipelines}
+    agree = []
+    for i in range(frames):
+        rgb, label = render_scene(EVAL_SEED, i, info.input_height, info.input_width)
+        labels = {p: pipeline.run([rgb])[0].labels for p, pipeline in pipelines.items()}
+        for p, m in matrices.items():
+            m.update(label, labels[p])
+        agree.append(float((labels["fp32"] == labels["int8"]).mean()))
+    return {"network": f"{info.input_height}x{info.input_width}", "frames": frames, "seed": EVAL_SEED,
+            "fp32_miou": matrices["fp32"].summary()["miou"], "int8_miou": matrices["int8"].summary()["miou"],
+            "label_agreement": float(np.mean(agree)), "fp32_model": str(fp32), "int8_model": str(int8)}
+
+
+def markdown(result: dict, command: str) -> str:
+    machine, gemm, acc = result["machine"], result["fp32_gemm_gflops"], result["int8_accuracy"]
+    lines = markdown_header("Backend latency on this CPU", command, machine)
+    lines += [f"numpy FP32 GEMM (1024x1024, all cores), measured in the same run: **{gemm:.0f} GFLOP/s**.", "",
+              f"ONNX Runtime {machine['onnxruntime']}, CPU execution provider, batch 1, uint8 frames in and uint8 "
+              f"labels and confidence out (the exported graph). Each row: {result['repeats']} fresh processes, each "
+              f"the median of {result['runs']} calls after {WARMUP} warm-up; shown: the median of those process "
+              "medians and their min-max. Real FLOPs from bisegunet-profile at the row's network size.", "",
+              "| model | network size (HxW) | precision | median ms | min-max ms | real GFLOPs | achieved GFLOP/s "
+              "| of GEMM rate |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        ms = r["latency_ms"]
+        lines.append(f"| {r['model']} | {r['network']} | {r['precision']} | {ms['median']:.1f} | "
+                     f"{ms['min']:.1f}-{ms['max']:.1f} | {r['real_gflops']:.2f} | {r['achieved_gflops']:.1f} | "
+                     f"{100 * r['achieved_gflops'] / gemm:.0f} % |")
+    lines += ["", "INT8 vs FP32 speed-up (ratio of the median latencies; range: fastest FP32 / slowest INT8 to "
+              "slowest FP32 / fastest INT8):", "", "| model | network size (HxW) | speed-up | range |", "|---|---|---|---|"]
+    for f, i in zip(result["rows"][::2], result["rows"][1::2]):
+        a, b = f["latency_ms"], i["latency_ms"]
+        lines.append(f"| {f['model']} | {f['network']} | {a['median'] / b['median']:.2f}x | "
+                     f"{a['min'] / b['max']:.2f}-{a['max'] / b['min']:.2f}x |")
+    lines += ["", f"INT8 QDQ accuracy against FP32, `{Path(acc['fp32_model']).name}` and "
+              f"`{Path(acc['int8_model']).name}` on {acc['frames']} held-out synthetic scenes (seed {acc['seed']}) "
+              f"at network size {acc['network']}: FP32 mIoU {100 * acc['fp32_miou']:.2f} %, INT8 mIoU "
+              f"{100 * acc['int8_miou']:.2f} % ({100 * (acc['int8_miou'] - acc['fp32_miou']):+.2f} points); "
+              f"{100 * acc['label_agreement']:.2f} % of pixels get the same label.", "",
+              "No GPU was available to this run; TensorRT timings need the vehicle (JetPack).", ""]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packed", type=Path, default=ROOT / "models/bisegunet_tiny.packed.bin")
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--fp32", type=Path, default=ROOT / "models/bisegunet_tiny.onnx", help="accuracy: FP32 model")
+    parser.add_argument("--int8", type=Path, default=ROOT / "models/bisegunet_tiny.int8.onnx",
+                        help="accuracy: its INT8 QDQ model")
+    parser.add_argument("--runs", type=int, default=30, help="timed calls per process")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per row (at least 3 for reported numbers)")
+    parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 calls, 2 scenes: checks the path only")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/backends", help="OUT.json and OUT.md")
+    parser.add_argument("--time-one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from bisegunet_ros.backends import load_backend
+
+    if args.time_one:
+        print(json.dumps(timed(load_backend(args.time_one, "onnxruntime"), args.runs)))
+        return 0
+    import torch
+
+    from bisegunet_training.model import model_config_from_dict
+    from bisegunet_training.packed import load_packed
+    from bisegunet_training.profile import profile
+
     torch.set_num_threads(2)
+    runs, frames = (2, 2) if args.smoke else (args.runs, EVAL_FRAMES)
     machine = describe()
     gemm = fp32_gemm_gflops()
+    models = {"tiny (shipped)": load_packed(args.packed), "small (random weights)": random_state("small")}
+    sizes = {"tiny (shipped)": SMOKE_SIZES if args.smoke else SIZES,
+             "small (random weights)": SMOKE_SIZES[:1] if args.smoke else [(512, 1024)]}
     rows = []
-    models = {"tiny (shipped)": load_packed(args.packed), "small": random_state("small")}
-    sizes = {"tiny (shipped)": SIZES, "small": [(512, 1024)]}   # small at the size of the 70 % goal
     with tempfile.TemporaryDirectory() as tmp:
         for label, (model, state) in models.items():
+            state = {"command": "", "commit": "", **state}
             for height, width in sizes[label]:
-                fp32 = Path(tmp) / f"{label.split()[0]}_{height}.onnx"
-                layers = binary_layers(model)
-                export_onnx(model, fp32, height, width, model_info({**state, "command": "", "commit": ""}, height,
-                                                                   width, all(l.binarized for _, l in layers), False))
-                int8 = quantize(fp32, fp32.with_suffix(".int8.onnx"), frames=16)
+                pair = export_pair(model, state, Path(tmp) / f"{label.split()[0]}_{height}x{width}.onnx",
+                                   height, width, calibration_frames=2 if args.smoke else 16)
                 gflops = profile(model_config_from_dict(state["model_config"]), height, width)["real_gflops"]
-                for precision, path in (("fp32", fp32), ("int8", int8)):
-                    result = timed(load_backend(path, "onnxruntime"), height, width, args.runs)
-                    rows.append({"model": label, "size": f"{height}x{width}", "precision": precision,
-                                 "real_gflops": gflops, **result,
-                                 "achieved_gflops": gflops / (result["median_ms"] / 1e3)})
+                for precision, path in zip(("fp32", "int8"), pair):
+                    latency = timed_in_processes(path, runs, args.repeats)
+                    rows.append({"model": label, "network": f"{height}x{width}", "precision": precision,
+                                 "real_gflops": gflops, "latency_ms": latency,
+                                 "achieved_gflops": gflops / (latency["median"] / 1e3)})
                     print(rows[-1], flush=True)
-        model, state = models["tiny (shipped)"]
-        tiny_h, tiny_w = state["data"]["height"], state["data"]["width"]
-        fp32 = Path(tmp) / "tiny_eval.onnx"
-        export_onnx(model, fp32, tiny_h, tiny_w, model_info({**state, "command": "", "commit": ""}, tiny_h, tiny_w,
-                                                            True, False))
-        accuracy = {"size": f"{tiny_h}x{tiny_w}", "frames": EVAL_FRAMES, "fp32_miou": miou(fp32, tiny_h, tiny_w),
-                    "int8_miou": miou(quantize(fp32, fp32.with_suffix(".int8.onnx")), tiny_h, tiny_w)}
-
-    result = {"machine": machine, "fp32_gemm_gflops": gemm, "rows": rows, "int8_accuracy": accuracy}
-    lines = markdown_header("Backend latency on this CPU", "python -m bench.backends", machine)
-    lines += [f"numpy FP32 GEMM (1024x1024, all cores), measured in the same run: **{gemm:.0f} GFLOP/s**.", "",
-              f"ONNX Runtime {machine['onnxruntime']}, CPU execution provider, batch 1, {args.runs} runs after "
-              "3 warm-up; real FLOPs from bisegunet-profile.", "",
-              "| model | input | precision | median ms | p90 ms | real GFLOPs | achieved GFLOP/s | of GEMM rate |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['size']} | {r['precision']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
-                     f"{r['real_gflops']:.2f} | {r['achieved_gflops']:.1f} | {100 * r['achieved_gflops'] / gemm:.0f} % |")
-    lines += ["", "INT8 vs FP32 speed-up (median latency ratio):", "",
-              "| model | input | speed-up |", "|---|---|---|"]
-    for f, i in zip(rows[::2], rows[1::2]):
-        lines.append(f"| {f['model']} | {f['size']} | {f['median_ms'] / i['median_ms']:.2f}x |")
-    lines += ["", f"INT8 accuracy, shipped tiny model on {EVAL_FRAMES} synthetic scenes at {accuracy['size']}: "
-              f"FP32 mIoU {100 * accuracy['fp32_miou']:.2f} %, INT8 mIoU {100 * accuracy['int8_miou']:.2f} % "
-              f"({100 * (accuracy['int8_miou'] - accuracy['fp32_miou']):+.2f} points).", "",
-              "No GPU was available to this run; TensorRT timings need the vehicle (JetPack).", ""]
-    print(write_results(ROOT / "bench/backends", result, "\n".join(lines)))
+    result = {"machine": machine, "fp32_gemm_gflops": gemm, "runs": runs, "repeats": args.repeats, "rows": rows,
+              "int8_accuracy": accuracy(args.fp32, args.int8, frames)}
+    command = "python -m bench.backends" + (" --smoke" if args.smoke else "")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(write_results(args.out, result, markdown(result, command)))
     return 0
 
 

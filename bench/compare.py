@@ -150,7 +150,7 @@ def measure(entry: Entry, trained: dict, budget: Budget, frames: list, work: Pat
             exports[height, width] = export_pair(model, state, binarized, work / f"{entry.key}_{height}x{width}.onnx",
                                                  height, width, LATENCY_CALIBRATION_FRAMES)
         for precision, path in zip(("fp32", "int8"), exports[height, width][:2]):
-            latency[precision][f"{height}x{width}"] = {**timed(load_backend(path, "onnxruntime"), height, width, runs),
+            latency[precision][f"{height}x{width}"] = {**timed(load_backend(path, "onnxruntime"), runs),
                                                        "runs": runs}
     return {"label": entry.label, "model": entry.model, "binarized": binarized, **trained, **accuracy,
             "int8_miou": int8_accuracy["miou"], "parameters": counted["parameters"]["total"],
@@ -207,8 +207,9 @@ def markdown(result: dict) -> str:
         "for binarized runs, over all epochs otherwise), exported to ONNX and scored through the runtime "
         "(bisegunet_ros pipeline and metrics, Cityscapes definitions) on "
         f"{budget['test_frames']} held-out scenes (seed {EVAL_SEED}, used by no training or validation split) "
-        f"at {budget['height']}x{budget['width']}. INT8: ONNX Runtime static QDQ quantization (per-channel "
-        f"weights) calibrated on {budget['calibration_frames']} synthetic frames. Scores on synthetic scenes "
+        f"at {budget['height']}x{budget['width']}. Every model goes through bisegunet-export's graph (uint8 "
+        "pixels in, uint8 labels out). INT8: bisegunet-quantize, symmetric int8 QDQ (per-channel weights), "
+        f"calibrated on {budget['calibration_frames']} synthetic frames. Scores on synthetic scenes "
         "with this budget are low in absolute terms and not comparable with Cityscapes numbers.", "",
         "**Size**: parameters and real FLOPs (2 x multiply-accumulates of convolutions and attention, "
         "binary convolutions counted as ordinary ones; element-wise operations not counted) from "

@@ -193,12 +193,7 @@ def test_unreadable_packed_file_is_named(tmp_path, content):
         load_packed(path)
 
 
-def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):
-    """What TensorRT's explicit quantization takes: every Q/DQ int8 with zero point 0, biases left float."""
-    from bisegunet_training.quantize import quantize
-
-    out = quantize(exported, tmp_path / "tiny.int8.onnx", frames=4)
-    model = onnx.load(str(out))
+def assert_symmetric_int8_qdq_with_uint8_ends(model: onnx.ModelProto) -> None:
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     assert len(qdq) > 20
@@ -213,6 +208,27 @@ def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):
     assert [(v.name, v.type.tensor_type.elem_type) for v in model.graph.input] == [("pixels", u8)]
     assert [(v.name, v.type.tensor_type.elem_type) for v in model.graph.output][:2] == [("labels", u8),
                                                                                        ("confidence", u8)]
+
+
+def test_shipped_models_are_format_2_and_the_int8_one_is_symmetric_qdq():
+    from pathlib import Path
+
+    from bisegunet_ros.model_info import FORMAT_VERSION, ModelInfo
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(models / "bisegunet_tiny.int8.onnx")))
+    for name in ("bisegunet_tiny.onnx", "bisegunet_tiny.int8.onnx"):
+        ModelInfo.from_onnx(models / name)                 # refuses anything but the current format
+        props = {p.key: p.value for p in onnx.load(str(models / name)).metadata_props}
+        assert props["bisegunet.format_version"] == str(FORMAT_VERSION)
+
+
+def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):
+    """What TensorRT's explicit quantization takes: every Q/DQ int8 with zero point 0, biases left float."""
+    from bisegunet_training.quantize import quantize
+
+    out = quantize(exported, tmp_path / "tiny.int8.onnx", frames=4)
+    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(out)))
     backend = load_backend(out, "onnxruntime")
     assert backend.precision == "int8" and backend.info.classes == CITYSCAPES
     frames = [render_scene(5, i, H, W)[0] for i in range(2)]
@@ -228,3 +244,27 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, caplog):
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     assert export_main(["--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "m.onnx")]) == 1
     assert "bad.pt: not a readable checkpoint" in caplog.text
+
+
+def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_path, caplog):
+    """`--from-onnx`: what models/ went through; labels equal the old float graph's argmax on normalise()d frames."""
+    import json
+
+    import onnxruntime as ort
+
+    from bisegunet_ros.model_info import PREFIX
+    from bisegunet_training.export import export_float_core, model_info
+
+    model, state = model_from_checkpoint(checkpoint)
+    old = export_float_core(model, H, W, dynamic_batch=True)
+    props = model_info(state, H, W, True, True).to_metadata()
+    onnx.helper.set_model_props(old, {**props, PREFIX + "format_version": json.dumps(1)})
+    onnx.save(old, str(tmp_path / "old.onnx"))
+    new = tmp_path / "new.onnx"
+    assert export_main(["--from-onnx", str(tmp_path / "old.onnx"), "--out", str(new)]) == 0
+    frames = np.stack([render_scene(77, i, H, W)[0] for i in range(2)])
+    normalised = normalise(frames, MEAN, STD).transpose(0, 3, 1, 2).copy()
+    old_logits = ort.InferenceSession(str(tmp_path / "old.onnx")).run(None, {"input": normalised})[0]
+    assert (load_backend(new, "onnxruntime").infer(frames).labels == old_logits.argmax(1)).mean() >= 0.9999
+    assert export_main(["--from-onnx", str(new), "--out", str(tmp_path / "again.onnx")]) == 1
+    assert "already in model format 2" in caplog.text

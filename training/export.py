@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +90,22 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
     `tensorrt_check=False` skips the TensorRT op list (training/tensorrt_onnx_ops.txt, TensorRT 8.4's
     matrix) for graphs that only ONNX Runtime runs, such as torchvision's MobileNetV3 (HardSwish).
     """
+    core = export_float_core(model, height, width, dynamic_batch)
+    return save_uint8_model(core, out, info, tensorrt_check, class_filter, background_id, logits)
+
+
+def export_float_core(model: torch.nn.Module, height: int, width: int, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """The folded network alone: normalised float (N, 3, H, W) `input` -> float `logits`, no metadata.
+
+    What export_onnx wraps; bench/node.py runs it bare as the format-1 baseline.
+    """
     folded = fold_for_inference(model)
     dummy = torch.zeros(1, 3, height, width)
     axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
     torch.onnx.export(folded, (dummy,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
                       output_names=["logits"], dynamic_axes=axes, do_constant_folding=True)
-    core = onnx.load_from_string(buffer.getvalue())
-    return save_uint8_model(core, out, info, tensorrt_check, class_filter, background_id, logits)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def save_uint8_model(core: onnx.ModelProto, out: str | Path, info: ModelInfo, tensorrt_check: bool = True,
@@ -108,7 +117,7 @@ def save_uint8_model(core: onnx.ModelProto, out: str | Path, info: ModelInfo, te
     extra = {**info.extra, "outputs": [o.name for o in proto.graph.output]}
     if class_filter:
         extra.update(class_filter=sorted(set(class_filter)), background_id=background_id)
-    onnx.helper.set_model_props(proto, ModelInfo(**{**info.__dict__, "extra": extra}).to_metadata())
+    onnx.helper.set_model_props(proto, replace(info, extra=extra).to_metadata())
     onnx.checker.check_model(proto, full_check=True)
     missing = unsupported_by_tensorrt(proto) if tensorrt_check else set()
     if missing:

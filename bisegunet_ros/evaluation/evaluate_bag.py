@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..classes import CITYSCAPES, IGNORE_INDEX, ClassFileError, load_class_definition
 from ..image_codec import ImageDecodeError, decode_labels, decode_message, image_message
 from ..metrics import ConfusionMatrix
-from ..model_info import ModelError
+from ..model_info import ModelError, ModelInfo
 from ..resources import find_resource
 from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
 from .report import write_report
@@ -223,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline = SegmentationPipeline(load_backend(args.model, args.backend))
             classes, backend = pipeline.classes, pipeline.backend.name
         elif args.model:
-            from ..backends.onnxruntime_backend import OnnxRuntimeBackend
-
-            classes = OnnxRuntimeBackend(args.model).info.classes
+            classes = ModelInfo.from_onnx(args.model).classes
         evaluation = Evaluation(classes)
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
