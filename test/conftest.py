@@ -6,6 +6,7 @@ random ROS_DOMAIN_ID unless the caller (make test) already chose one.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -15,6 +16,12 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 
 import pytest  # noqa: E402
+
+# launch_pytest's plugin imports `launch`, whose logging module makes every logger created afterwards
+# a LaunchLogger that does not propagate to the root logger, so caplog would see none of this
+# package's log lines. Loggers made from here on (the package's modules) are plain loggers again;
+# launch keeps its own, made at its import.
+logging.setLoggerClass(logging.Logger)
 
 from ros_process import RosProcess  # noqa: E402
 

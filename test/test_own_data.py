@@ -20,7 +20,7 @@ from bisegunet_ros.image_codec import encode_image
 from bisegunet_ros.msg import ClassMasks, SegmentationInfo
 from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.class_weights import class_weights, median_frequency_weights
-from bisegunet_training.data import DatasetError, MaskScan, build_dataset, check_masks, class_definition
+from bisegunet_training.data import MaskScan, build_dataset, check_masks, class_definition
 from bisegunet_training.export import main as export_main
 from bisegunet_training.finetune import load_matching_weights
 from bisegunet_training.make_bag import main as make_bag
