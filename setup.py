@@ -32,6 +32,7 @@ setup(
         "bisegunet-export = bisegunet_training.export:main",
         "bisegunet-quantize = bisegunet_training.quantize:main",
         "bisegunet-make-bag = bisegunet_training.make_bag:main",
+        "bisegunet-make-dataset = bisegunet_training.make_dataset:main",
         "bisegunet-profile = bisegunet_training.profile:main",
     ]},
 )

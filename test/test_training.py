@@ -128,10 +128,11 @@ def test_killed_run_resumes_and_finishes(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_matches_one_process(tmp_path):
+@pytest.mark.parametrize("precision", [[], ["amp=bf16", "channels_last=true"]], ids=["fp32", "bf16_channels_last"])
+def test_two_process_ddp_matches_one_process(tmp_path, precision):
     """Same global batch (4) split over 2 gloo processes. BatchNorm normalises with each process's
     own half batch (as plain DDP does), so losses agree to a few percent, not bit for bit."""
-    common = ["epochs=3", "iters_per_epoch=3", "data.augment=false", "tensorboard=false"]
+    common = ["epochs=3", "iters_per_epoch=3", "data.augment=false", "tensorboard=false", *precision]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     one = subprocess.run(_train_cmd(f"out_dir={tmp_path / 'one'}", *common), capture_output=True, text=True, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
