@@ -19,7 +19,7 @@ setup(
     package_data={"bisegunet_ros": ["*.so"], "bisegunet_training": ["*.txt"]},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.18", "PyYAML>=6"],
     extras_require={
-        "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
+        "training": ["torch>=2.3", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10"],
         # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
         "compare": ["torchvision>=0.13"],

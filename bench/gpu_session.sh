@@ -3,8 +3,9 @@
 #   bench/gpu_session.sh OUTDIR [key=value ...]     # key=value: extra overrides of the shipped-model run
 # Phase A (~2 min): bench/train_speed.py on the GPU, beside bisegunet-make-dataset (the shipped run's
 #   scenes) then bench/data_speed.py on the CPU cores (the GPU bench's Python needs one core).
-# Phase B (~5 min): the shipped-model run (config/train/tiny_synthetic_gpu.yaml) in the background,
-#   beside the seed study of bench/training.py (the HOOK line below).
+# Phase B (~4.5 min alone; e.g. iters_per_epoch=150 shortens it): the shipped-model run
+#   (config/train/tiny_synthetic_gpu.yaml) in the background, beside the seed study of bench/training.py
+#   (the HOOK line below; both share the GPU, which the tiny model leaves mostly idle).
 # OUTDIR gets the few files to copy back: train_speed.json, data_speed.json, best.pt, metrics.jsonl,
 # curves.png and session.log (every log, the benches' Markdown included, and the timings).
 # Environment: PYTHON (default python3), SCENES (pre-rendered training scenes, default 16000),
@@ -83,3 +84,4 @@ stamp "done in $(( $(date +%s) - START )) s; files to copy back: $(cd "$OUT" && 
 # one log file: every log in order, tqdm's carriage-return redraws collapsed to their last state
 for f in "$OUT"/logs/*.log; do echo "===== ${f##*/}"; tr '\r' '\n' < "$f" | grep -v '^\s*$' | grep -v '%|' ; done \
     > "$OUT/session.log"
+[ "$SPEED_RC" = 0 ] && [ "$DATA_RC" = 0 ] && [ "$SHIP_RC" = 0 ]    # the exit status: did every part succeed
