@@ -46,7 +46,7 @@ setup(
     extras_require={
         # bisegunet-eval-bag and bisegunet-make-bag (no torch): pip install "bisegunet_ros[eval]"
         "eval": ["rosbags>=0.10", "matplotlib>=3.7", "tqdm>=4.60"],
-        "training": ["torch>=2.2", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
+        "training": ["torch>=2.3", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10"],
         # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
         "compare": ["torchvision>=0.13"],
@@ -60,6 +60,7 @@ setup(
         "bisegunet-export = bisegunet_training.export:main",
         "bisegunet-quantize = bisegunet_training.quantize:main",
         "bisegunet-make-bag = bisegunet_training.make_bag:main",
+        "bisegunet-make-dataset = bisegunet_training.make_dataset:main",
         "bisegunet-profile = bisegunet_training.profile:main",
     ]},
 )

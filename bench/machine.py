@@ -33,20 +33,27 @@ def fp32_gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 def describe() -> dict:
-    """Machine and software facts to print beside any number measured on it."""
-    import onnxruntime
-
+    """Machine and software facts to print beside any number measured on it (GPU ones when torch sees one)."""
     info = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(), "cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(), "numpy": np.__version__,
         "os": platform.platform(),
     }
+    try:   # optional: a training-only machine (the GPU session) may lack onnxruntime
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     try:
         import torch
 
         info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                        cudnn=torch.backends.cudnn.version(), gpu_count=torch.cuda.device_count())
     except ImportError:
         pass
     return info
@@ -54,8 +61,10 @@ def describe() -> dict:
 
 def markdown_header(title: str, command: str, machine: dict) -> list[str]:
     return [f"# {title}", "", f"Produced by `{command}` on {machine['date']}.", "",
-            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
-            f"Python {machine['python']}, onnxruntime {machine['onnxruntime']}"
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB"
+            + (f", GPU {machine['gpu']} (CUDA {machine['cuda']}, cuDNN {machine['cudnn']})" if "gpu" in machine else "")
+            + f"; Python {machine['python']}"
+            + (f", onnxruntime {machine['onnxruntime']}" if "onnxruntime" in machine else "")
             + (f", torch {machine['torch']}" if "torch" in machine else "") + ".", ""]
 
 

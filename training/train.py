@@ -40,6 +40,7 @@ from .finetune import load_matching_weights
 from .logs import RunLog, plot_curves
 from .losses import SegmentationLoss
 from .model import binary_layers, build_model, load_model_config
+from .precision import Precision
 from .schedule import binarization_order, make_schedule
 from .train_config import TrainConfig
 
@@ -111,7 +112,8 @@ class Trainer:
         self.model = build_model(self.model_config)
         if cfg.init_from:
             load_matching_weights(self.model, cfg.init_from)
-        self.model.to(self.dist.device)
+        self.precision = Precision(cfg.amp, cfg.channels_last, self.dist.device)
+        self.model = self.precision.model(self.model)
         self.layers = dict(binary_layers(self.model))          # name -> layer, shallowest first
         # a model without binary layers (torchvision's) is a float baseline whatever cfg.binarize says
         self.binarize = cfg.binarize and bool(self.layers)
@@ -165,6 +167,7 @@ class Trainer:
                 "epoch": epoch + 1, "best_miou": self.best_miou, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "train_config": asdict(self.cfg),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+                "scaler": self.precision.state_dict(),
                 "command": self.command, "commit": git_commit()}
 
     def resume(self, path: str | Path) -> None:
@@ -175,6 +178,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
+        self.precision.load_state_dict(state.get("scaler"))
         self.start_epoch, self.best_miou = state["epoch"], state["best_miou"]
         if state.get("teacher") is not None:
             self.teacher = self._frozen_copy()
@@ -199,20 +203,20 @@ class Trainer:
                         disable=not self.dist.main, leave=False)
         binary_weights = [self.layers[n].weight for n in self.order if self.layers[n].binarized]
         for images, labels in progress:
-            images, labels = images.to(self.dist.device), labels.to(self.dist.device)
-            logits = self.ddp(images)
+            images, labels = self.precision.images(images), labels.to(self.dist.device)
+            with self.precision.autocast():      # the network in bf16/fp16 if asked; losses in fp32
+                logits = self.ddp(images).float()
             loss, parts = self.loss(logits, labels, binary_weights)
             if self.teacher is not None and self.cfg.distill_weight > 0:
                 t = self.cfg.distill_temperature
-                with torch.no_grad():
-                    target = F.softmax(self.teacher(images) / t, dim=1)
+                with torch.no_grad(), self.precision.autocast():
+                    target = F.softmax(self.teacher(images).float() / t, dim=1)
                 distill = F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean") * t * t
                 distill = distill / (logits.shape[2] * logits.shape[3])   # per pixel, like the CE term
                 loss = loss + self.cfg.distill_weight * distill
                 parts["distill"] = distill.item()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.precision.step(loss, self.optimizer)
             self.scheduler.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -229,8 +233,8 @@ class Trainer:
         self.model.eval()
         num_classes = len(self.train_set.class_names)
         matrix = ConfusionMatrix(num_classes)
-        for images, labels in loader or self.val_loader:
-            pred = self.model(images.to(self.dist.device)).argmax(1).cpu().numpy()
+        for images, labels in loader or self.val_loader:   # in fp32, as the exported model runs: no autocast
+            pred = self.model(self.precision.images(images)).argmax(1).cpu().numpy()
             matrix.update(labels.numpy(), pred)
         total = self.dist.all_sum(torch.from_numpy(matrix.matrix))
         return ConfusionMatrix(num_classes, matrix=total.numpy()).summary(list(self.train_set.class_names))

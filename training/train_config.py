@@ -62,3 +62,5 @@ class TrainConfig:
     out_dir: str = "runs"
     tensorboard: bool = True
     device: str = "auto"             # auto | cpu | cuda
+    amp: str = "off"                 # off | bf16 | fp16 (autocast; fp16 with a gradient scaler), precision.py
+    channels_last: bool = False      # NHWC activations: what GPU tensor cores want

@@ -14,7 +14,7 @@ import numpy as np
 
 from bisegunet_ros.classes import CITYSCAPES, IGNORE_INDEX, ClassTable
 
-from .scenes import render_scene
+from .scenes import TRAIN_RENDER_SCALE, render_scene
 from .transforms import Augment, resize_pair, to_tensors
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ class SyntheticStreetScenes(SegmentationDataset):
     """`length` procedurally drawn scenes (scenes.py); scene i of a seed never changes."""
 
     def __init__(self, length: int, height: int, width: int, seed: int = 0, difficulty: float = 0.6,
-                 augment: Augment | None = None, mean=None, std=None, render_scale: float = 1.25):
+                 augment: Augment | None = None, mean=None, std=None,
+                 render_scale: float = TRAIN_RENDER_SCALE):
         super().__init__(height, width, augment, mean, std)
         self.length, self.seed, self.difficulty = length, seed, difficulty
         # render a little larger than the crop so random scaling has pixels to work with

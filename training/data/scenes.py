@@ -14,6 +14,7 @@ import numpy as np
 from bisegunet_ros.classes import CITYSCAPES, IGNORE_INDEX
 
 ID = {name: i for i, name in enumerate(CITYSCAPES.names)}
+TRAIN_RENDER_SCALE = 1.25   # training scenes are drawn this much larger than the crop: room to scale
 
 
 class Canvas:

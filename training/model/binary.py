@@ -74,8 +74,12 @@ class BinaryConv2d(nn.Conv2d):
         return self.log_alpha.exp()
 
     def binary_weight(self) -> torch.Tensor:
-        """The effective binary weight: exactly +alpha_c or -alpha_c in output channel c."""
-        return ESTIMATORS[self.estimator](self._latent()) * self.alpha.view(-1, 1, 1, 1)
+        """The effective binary weight: exactly +alpha_c or -alpha_c in output channel c.
+
+        Computed outside autocast, in the weights' fp32, so mixed precision never changes sign or alpha
+        (the convolution then casts the finished +-alpha_c like any weight)."""
+        with torch.autocast(self.weight.device.type, enabled=False):
+            return ESTIMATORS[self.estimator](self._latent().float()) * self.alpha.float().view(-1, 1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.binary_weight() if self._binarized else self.weight
