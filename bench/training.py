@@ -3,6 +3,7 @@
     python -m bench.training --run [--seeds 3] [--jobs 2] [--device cpu|cuda] [--rows LABEL ...]
     python -m bench.training                        # the table from the runs already in runs/bench_training
     python -m bench.training --run --smoke          # 2 rows x 2 seeds x a few steps: checks the mechanics only
+    python -m bench.training --run iters_per_epoch=8    # key=value overrides of every row (a smaller budget)
 
 Every row is config/train/tiny_synthetic.yaml (720 steps of batch 8 at 128x256) with its overrides;
 each (row, seed) is its own process with one torch thread, `--jobs` of them at once (on CPU each
@@ -233,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="DataLoader workers per run (default: the config's)")
     parser.add_argument("--rows", nargs="+", choices=list(RUNS), help="rows (default: all; --smoke: two)")
     parser.add_argument("--smoke", action="store_true", help="a few steps at 64x128, under runs/bench_training_smoke")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="training config overrides for every row, e.g. iters_per_epoch=8 (shown in the table)")
     args = parser.parse_args(argv)
     seeds = args.seeds or (2 if args.smoke else 3)
     if args.jobs < 1 or seeds < 1:
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if FLOAT not in labels:
         labels = [FLOAT, *labels]            # every gap is to float
     out_dir = "runs/bench_training_smoke" if args.smoke else "runs/bench_training"
-    extra = [*(SMOKE if args.smoke else []), *([f"workers={args.workers}"] if args.workers is not None else [])]
+    extra = [*(SMOKE if args.smoke else []), *([f"workers={args.workers}"] if args.workers is not None else []),
+             *args.overrides]
     device = args.device
     if device == "auto":
         device = "cuda" if gpu_name() else "cpu"
