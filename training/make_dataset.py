@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .data import VAL_SEED_OFFSET
+from .data import SPLIT_SEED_OFFSETS
 from .data.scenes import TRAIN_RENDER_SCALE, render_scene
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,9 @@ def render_split(out: Path, count: int, seed: int, height: int, width: int, diff
 
 
 def make_dataset(out: Path, train: int, val: int, height: int, width: int, difficulty: float = 0.6, seed: int = 0,
-                 workers: int = 1) -> Path:
-    """Render the training and validation split of `seed` under `out` (see the module docstring)."""
+                 workers: int = 1, test: int = 0) -> Path:
+    """Render the training, validation and (test > 0) test split of `seed` under `out` (module docstring);
+    each split from its own seed, as data.kind=synthetic draws them."""
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: exists and is not empty; choose a new directory")
     if min(train, val) < 1 or min(height, width) < 8:
@@ -66,7 +67,9 @@ def make_dataset(out: Path, train: int, val: int, height: int, width: int, diffi
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
     render_split(out / "train", train, seed, round(height * TRAIN_RENDER_SCALE), round(width * TRAIN_RENDER_SCALE),
                  difficulty, workers, "train")
-    render_split(out / "val", val, seed + VAL_SEED_OFFSET, height, width, difficulty, workers, "val")
+    render_split(out / "val", val, seed + SPLIT_SEED_OFFSETS["val"], height, width, difficulty, workers, "val")
+    if test > 0:
+        render_split(out / "test", test, seed + SPLIT_SEED_OFFSETS["test"], height, width, difficulty, workers, "test")
     return out
 
 
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="directory to create")
     parser.add_argument("--train", type=int, default=4000, help="training scenes (data.train_size of synthetic)")
     parser.add_argument("--val", type=int, default=200, help="validation scenes")
+    parser.add_argument("--test", type=int, default=0, help="held-out test scenes (data.test_size)")
     parser.add_argument("--height", type=int, default=128, help="network input height (data.height)")
     parser.add_argument("--width", type=int, default=256, help="network input width (data.width)")
     parser.add_argument("--difficulty", type=float, default=0.6)
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        make_dataset(args.out, args.train, args.val, args.height, args.width, args.difficulty, args.seed, args.workers)
+        make_dataset(args.out, args.train, args.val, args.height, args.width, args.difficulty, args.seed, args.workers,
+                     args.test)
     except (FileExistsError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
