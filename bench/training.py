@@ -215,8 +215,10 @@ def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, s
                          f"({r['best_epoch'] + 1}) | {100 * r['final_val_miou']:.1f} | {r['minutes']:.1f} | "
                          f"{r['device']} |")
     lines.append("")
-    return write_results(stem, {"machine": machine, "rows": summaries, "runs": [r for rs in runs.values() for r in rs]},
-                         "\n".join(lines))
+    budget = {"config": CONFIG, "height": cfg.data.height, "width": cfg.data.width, "epochs": cfg.epochs,
+              "iters_per_epoch": cfg.iters_per_epoch, "batch_size": cfg.batch_size, "overrides": extra}
+    return write_results(stem, {"machine": machine, "budget": budget, "rows": summaries,
+                                "runs": [r for rs in runs.values() for r in rs]}, "\n".join(lines))
 
 
 def gpu_name() -> str | None:

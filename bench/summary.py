@@ -1,0 +1,279 @@
+"""README's "Numbers" table, generated from the benchmark JSON files (never typed by hand).
+
+    python -m bench.summary            # rewrite the block between the numbers markers in README.md
+    python -m bench.summary --check    # exit 1 with a diff when README.md differs from what the JSONs give
+
+One function per row reads one file: bench/*.json as the current bench scripts write them, and
+models/bisegunet_tiny.train.json (the shipped run's test.json and its command). A missing file, or
+one written by an older script, gives "not measured" and the command to run, never an error.
+Numbers carry the spread their file holds: median (min-max) over processes or timings, mean ± sd
+over seeds. Each row names its source file, the date and the machine it states. Below the table,
+"where we fall short" lists what the files show below a goal: a binarized-float gap wider than
+the paper's, host CPU outside inference over 5 ms per frame, INT8 slower than FP32.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = "README.md"
+BEGIN, END = "<!-- numbers:begin -->", "<!-- numbers:end -->"
+PAPER_GAP = 4.1          # the paper's Table 3 (quoted, not measured): 73.1 FP32 vs 69.0 binarized mIoU at 512x1024
+NODE_GOAL_MS = 5.0       # this project's goal: host CPU outside inference per frame
+
+
+class Stale(Exception):
+    """The file exists but lacks what the current script writes."""
+
+
+def load(root: Path, path: str) -> dict | None:
+    file = root / path
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def num(x: float) -> str:
+    """About three significant digits."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def spread(s: dict, unit: str = "") -> str:
+    """{"median", "min", "max"} -> "median (min-max)"."""
+    return f"{num(s['median'])} ({num(s['min'])}-{num(s['max'])}){unit}"
+
+
+def of_list(values: list[float], median: float, unit: str = "") -> str:
+    return f"{num(median)} ({num(min(values))}-{num(max(values))}){unit}"
+
+
+def mean_sd(mean: float, sd: float | None) -> str:
+    """Mean ± sd to the digit the sd supports (at most 2 decimals); "(one seed)" without one."""
+    d = max(0, min(2, -math.floor(math.log10(sd)))) if sd else 1
+    return f"{mean:.{d}f}" + (f" ± {sd:.{d}f}" if sd is not None else " (one seed)")
+
+
+def machine(data: dict) -> str:
+    m = data.get("machine") or {}
+    if not m:
+        return ""
+    gpu = f", {m['gpu']}" if m.get("gpu") else ", no GPU"
+    return f"{m.get('date', '')[:10]}, {m.get('cpu', '?')} {m.get('cores', '?')} cores{gpu}"
+
+
+# Each row function: the loaded JSON -> (what the figures are of, the figures, shortfalls).
+
+def shipped_model(d: dict) -> tuple[str, str, list[str]]:
+    scored = (f"test mIoU {100 * d['test_miou']:.2f} %, Dice {100 * d['test_mean_dice']:.2f} %, pixel accuracy "
+              f"{100 * d['test_pixel_accuracy']:.2f} % on {d['test_scenes']} held-out scenes; best.pt of epoch "
+              f"{d['epoch'] + 1} chosen on validation (mIoU {100 * d['val_miou']:.2f} %)")
+    trained = f"trained on {d['device']}" + (f" by `{d['command']}`" if d.get("command") else "")
+    return trained, scored, []
+
+
+def training(d: dict) -> tuple[str, str, list[str]]:
+    rows, b = d["rows"], d.get("budget")
+    seeds = sorted({len(s["seeds"]) for s in rows.values()})
+    budget = (f"tiny, {b['height']}x{b['width']}, {b['epochs']} epochs x {b['iters_per_epoch']} steps of batch "
+              f"{b['batch_size']}" if b else "tiny, the budget of config/train/tiny_synthetic.yaml")
+    what = (f"{budget}; test mIoU %, mean ± sd over {'/'.join(map(str, seeds))} seeds; gap to float in points "
+            f"± its standard error; on {', '.join(d['machine'].get('training_devices') or ['?'])}")
+    parts, short = [], []
+    for label, s in rows.items():
+        gap = "" if label == "float" else f" (gap {mean_sd(s['gap_points'], s['gap_standard_error'])})"
+        parts.append(f"{label} {mean_sd(s['test_miou_mean'], s['test_miou_sd'])}{gap}")
+        if label != "float" and s["gap_points"] > PAPER_GAP:
+            short.append(f"`{label}` (bench/training.md): binarized-float gap "
+                         f"{mean_sd(s['gap_points'], s['gap_standard_error'])} points, wider than the paper's "
+                         f"{PAPER_GAP} (its Table 3, Cityscapes)")
+    return what, "; ".join(parts) + f"; the paper's gap: {PAPER_GAP}", short
+
+
+def _profiles(d: dict, height: int, width: int) -> list[dict]:
+    found = [p for p in d["profiles"] if list(p["input"]) == [height, width] and p["model"] in ("tiny", "small")]
+    if not found:
+        raise Stale(f"no profile at {height}x{width}")
+    return found
+
+
+def model_size(d: dict) -> tuple[str, str, list[str]]:
+    found = _profiles(d, 512, 1024)
+    names = " / ".join(p["model"] for p in found)
+    params = " / ".join(f"{p['parameters']['total'] / 1e6:.2f}" for p in found)
+    gflops = " / ".join(f"{p['real_gflops']:.1f}" for p in found)
+    return names, f"{params} M parameters; {gflops} real GFLOPs at a 512x1024 network", []
+
+
+def model_files(d: dict) -> tuple[str, str, list[str]]:
+    parts = []
+    for f in d["files"]:
+        int8 = (f", INT8 ONNX {f['int8_onnx_bytes'] / 1e6:.2f} MB ({f['fp32_over_int8']:.1f}x)"
+                if "int8_onnx_bytes" in f else "")
+        parts.append(f"{f['model']}: FP32 ONNX {f['fp32_onnx_bytes'] / 1e6:.2f} MB, packed 1-bit "
+                     f"{f['packed_bytes'] / 1e6:.2f} MB ({f['fp32_over_packed']:.1f}x smaller){int8}")
+    return "MB = 10^6 bytes as `stat` gives them; tiny and small exported with random weights", "; ".join(parts), []
+
+
+def node_host(d: dict) -> tuple[str, str, list[str]]:
+    out = d["cpu_ms_outside_inference_per_frame"]
+    what = (f"`{d['preset']}` at a {d['network']} network, {d['frame']} (HxW) rgb8 frames, {d['repeats']} "
+            "processes, median (min-max)")
+    short = []
+    if out["after"]["median"] > NODE_GOAL_MS:
+        short.append(f"host CPU outside inference {spread(out['after'], ' ms')} per frame ({d['preset']} at a "
+                     f"{d['network']} network; bench/node.md), over the goal of {NODE_GOAL_MS:g} ms")
+    moved = d["stages"]
+    number = (f"before {spread(out['before'], ' ms')}, after {spread(out['after'], ' ms')} "
+              f"(goal <= {NODE_GOAL_MS:g} ms); from the engine {moved['before']['from_engine_bytes_per_frame'] / 1e6:.2f}"
+              f" MB before, {moved['after']['from_engine_bytes_per_frame'] / 1e6:.2f} MB after per frame")
+    return what, number, short
+
+
+def node_end_to_end(d: dict) -> tuple[str, str, list[str]]:
+    if not d["node"]:
+        raise Stale("run without --skip-node")
+    what = f"`{d['preset']}` at a {d['network']} network, {d['frame']} rgb8 frames, {d['repeats']} node processes"
+    parts = [f"{name}: end-to-end median {spread(r['end_to_end_median_ms'], ' ms')}, node CPU "
+             f"{spread(r['node_cpu_ms_per_frame'], ' ms')} per frame" for name, r in d["node"].items()]
+    return what, "; ".join(parts), []
+
+
+def backends_latency(d: dict) -> tuple[str, str, list[str]]:
+    rows = {(r["model"], r["network"], r["precision"]): r["latency_ms"] for r in d["rows"]}
+    parts, short = [], []
+    for (model, network, precision), fp32 in rows.items():
+        int8 = rows.get((model, network, "int8"))
+        if precision != "fp32" or int8 is None:
+            continue
+        speedup = fp32["median"] / int8["median"]
+        parts.append(f"{model} at {network}: FP32 {spread(fp32, ' ms')}, INT8 {spread(int8, ' ms')}, INT8 "
+                     f"speed-up {speedup:.2f}x ({fp32['min'] / int8['max']:.2f}-{fp32['max'] / int8['min']:.2f}x)")
+        if speedup < 1:
+            short.append(f"INT8 QDQ is slower than FP32 on this CPU for {model} at a {network} network "
+                         f"({speedup:.2f}x; bench/backends.md)")
+    what = (f"ONNX Runtime {d['machine'].get('onnxruntime', '?')}, CPU, batch 1, {d['repeats']} processes, "
+            "median (min-max) ms")
+    return what, "; ".join(parts), short
+
+
+def backends_int8_accuracy(d: dict) -> tuple[str, str, list[str]]:
+    a = d["int8_accuracy"]
+    what = f"shipped model, {a['frames']} held-out synthetic scenes at a {a['network']} network"
+    return what, (f"FP32 mIoU {100 * a['fp32_miou']:.2f} %, INT8 {100 * a['int8_miou']:.2f} % "
+                  f"({100 * (a['int8_miou'] - a['fp32_miou']):+.2f} points); same label on "
+                  f"{100 * a['label_agreement']:.2f} % of pixels"), []
+
+
+def train_speed(d: dict) -> tuple[str, str, list[str]]:
+    c, results = d["config"], d["results"]
+    base = results[0]["images_per_s_median"]
+    what = (f"`{c['preset']}`, {c['height']}x{c['width']}, batch {c['batch']}, on {c['device_used']}; images/s, "
+            f"median (min-max) of {c['repeats']} timings")
+    parts = [f"{r['setting']} {of_list(r['images_per_s'], r['images_per_s_median'])} "
+             f"({r['images_per_s_median'] / base:.2f}x"
+             + (f", peak {r['peak_memory_gib']:.1f} GiB)" if r.get("peak_memory_gib") is not None else ")")
+             for r in results]
+    return what, "; ".join(parts), []
+
+
+def data_speed(d: dict) -> tuple[str, str, list[str]]:
+    c = d["config"]
+    what = (f"batch {c['batch']}, {c['workers']} DataLoader workers; samples/s, median (min-max) of "
+            f"{c['repeats']} timings")
+    parts = [f"{r['height']}x{r['width']}: on the fly {of_list(r['synthetic']['samples_per_s'], r['synthetic']['samples_per_s_median'])}"
+             f", pre-rendered {of_list(r['folders']['samples_per_s'], r['folders']['samples_per_s_median'])} "
+             f"({r['folders']['samples_per_s_median'] / r['synthetic']['samples_per_s_median']:.1f}x)"
+             for r in d["results"]]
+    return what, "; ".join(parts), []
+
+
+def cuda_plumbing(d: dict) -> tuple[str, str, list[str]]:
+    checks = d["checks"]
+    passed = sum(bool(v) for v in checks.values())
+    short = [] if d["passed"] else ["the CUDA plumbing checks failed on a GPU (bench/gpu_cuda_plumbing.json)"]
+    return f"on {d['machine']['gpu']}", f"{passed} of {len(checks)} checks passed", short
+
+
+# (what, file, command that writes it, function)
+ROWS = [
+    ("shipped model (models/bisegunet_tiny.*)", "models/bisegunet_tiny.train.json",
+     "the shipped run of docs/training.md, its runs/NAME/test.json with its command", shipped_model),
+    ("binarized vs float, same budget", "bench/training.json", "python -m bench.training --run --seeds 3", training),
+    ("size and real compute", "bench/model_profile.json", "python -m bench.model_profile", model_size),
+    ("files on disk", "bench/model_profile.json", "python -m bench.model_profile", model_files),
+    ("host CPU outside inference per frame, before / after labels in the graph", "bench/node.json",
+     "python -m bench.node", node_host),
+    ("through the ROS node, per transport", "bench/node.json", "python -m bench.node", node_end_to_end),
+    ("CPU latency, FP32 and INT8 QDQ", "bench/backends.json", "python -m bench.backends", backends_latency),
+    ("INT8 QDQ accuracy against FP32", "bench/backends.json", "python -m bench.backends", backends_int8_accuracy),
+    ("training speed per precision setting", "bench/train_speed.json", "python -m bench.train_speed --device cuda",
+     train_speed),
+    ("training data: on the fly against pre-rendered", "bench/data_speed.json", "python -m bench.data_speed",
+     data_speed),
+    ("TensorRT backend's CUDA plumbing", "bench/gpu_cuda_plumbing.json",
+     "python bench/gpu_cuda_plumbing.py --out bench/gpu_cuda_plumbing.json", cuda_plumbing),
+]
+
+
+def row(root: Path, what: str, path: str, command: str, function) -> tuple[str, list[str]]:
+    """One Markdown table row and its shortfalls; "not measured" for a missing or older-format file."""
+    md = path[:-len(".json")] + ".md"
+    link = f"[{md}]({md})" if (root / md).is_file() else f"`{path}`"
+    run = f"run `{command}`" if command.startswith("python") else command
+    data = load(root, path)
+    if data is None:
+        return f"| {what} | not measured ({run}) | {link} |", []
+    try:
+        detail, number, short = function(data)
+    except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError, AttributeError, Stale):
+        return f"| {what} | not measured: `{path}` is not in the form the current script writes ({run}) | {link} |", []
+    stated = machine(data)
+    return f"| {what} ({detail}) | {number} | {link}{', ' + stated if stated else ''} |", short
+
+
+def block(root: Path = ROOT) -> str:
+    rows, shortfalls = [], []
+    for what, path, command, function in ROWS:
+        line, short = row(root, what, path, command, function)
+        rows.append(line)
+        shortfalls += short
+    unmeasured = sum("| not measured" in line for line in rows)
+    lines = [BEGIN, "<!-- generated by `python -m bench.summary` from the files named; do not edit by hand -->",
+             "", "| what | number | source, date, machine |", "|---|---|---|", *rows, ""]
+    lines += ["Where we fall short (from the same files):", ""]
+    lines += [f"- {s}" for s in shortfalls] or ["- nothing below its goal among the rows measured"]
+    if unmeasured:
+        lines.append(f"- {unmeasured} of {len(rows)} rows above are not measured yet")
+    return "\n".join(lines + [END])
+
+
+def rewrite(text: str, new_block: str) -> str:
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{README} lacks the markers {BEGIN} ... {END}")
+    return text[:start] + new_block + text[end + len(END):]
+
+
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 with a diff when README.md is not up to date")
+    args = parser.parse_args(argv)
+    readme = root / README
+    old = readme.read_text()
+    new = rewrite(old, block(root))
+    if args.check:
+        if new == old:
+            return 0
+        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), README,
+                                                   f"{README} from the bench files"))
+        print(f"\n{README} is out of date: run `python -m bench.summary`", file=sys.stderr)
+        return 1
+    readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
