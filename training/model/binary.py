@@ -7,6 +7,8 @@ time these layers execute as ordinary FP16/INT8/FP32 convolutions with +-alpha w
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -78,7 +80,8 @@ class BinaryConv2d(nn.Conv2d):
 
         Computed outside autocast, in the weights' fp32, so mixed precision never changes sign or alpha
         (the convolution then casts the finished +-alpha_c like any weight)."""
-        with torch.autocast(self.weight.device.type, enabled=False):
+        device = self.weight.device.type      # autocast knows no "meta" device (bisegunet-profile counts there)
+        with torch.autocast(device, enabled=False) if device in ("cpu", "cuda") else contextlib.nullcontext():
             return ESTIMATORS[self.estimator](self._latent().float()) * self.alpha.float().view(-1, 1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
