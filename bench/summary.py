@@ -152,8 +152,8 @@ def backends_latency(d: dict) -> tuple[str, str, list[str]]:
         parts.append(f"{model} at {network}: FP32 {spread(fp32, ' ms')}, INT8 {spread(int8, ' ms')}, INT8 "
                      f"speed-up {speedup:.2f}x ({fp32['min'] / int8['max']:.2f}-{fp32['max'] / int8['min']:.2f}x)")
         if speedup < 1:
-            short.append(f"INT8 QDQ is slower than FP32 on this CPU for {model} at a {network} network "
-                         f"({speedup:.2f}x; bench/backends.md)")
+            short.append(f"INT8 QDQ is slower than FP32 on the CPU of bench/backends.md for {model} at a {network} network "
+                         f"({speedup:.2f}x)")
     what = (f"ONNX Runtime {d['machine'].get('onnxruntime', '?')}, CPU, batch 1, {d['repeats']} processes, "
             "median (min-max) ms")
     return what, "; ".join(parts), short
@@ -231,6 +231,7 @@ def row(root: Path, what: str, path: str, command: str, function) -> tuple[str, 
     except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError, AttributeError, Stale):
         return f"| {what} | not measured: `{path}` is not in the form the current script writes ({run}) | {link} |", []
     stated = machine(data)
+    detail, number = detail.replace("|", "\\|"), number.replace("|", "\\|")     # a command's pipe ends no cell
     return f"| {what} ({detail}) | {number} | {link}{', ' + stated if stated else ''} |", short
 
 
