@@ -125,10 +125,9 @@ def node_host(d: dict) -> tuple[str, str, list[str]]:
     if out["after"]["median"] > NODE_GOAL_MS:
         short.append(f"host CPU outside inference {spread(out['after'], ' ms')} per frame ({d['preset']} at a "
                      f"{d['network']} network; bench/node.md), over the goal of {NODE_GOAL_MS:g} ms")
-    moved = d["stages"]
+    before, after = (d["stages"][p]["from_engine_bytes_per_frame"] / 1e6 for p in ("before", "after"))
     number = (f"before {spread(out['before'], ' ms')}, after {spread(out['after'], ' ms')} "
-              f"(goal <= {NODE_GOAL_MS:g} ms); from the engine {moved['before']['from_engine_bytes_per_frame'] / 1e6:.2f}"
-              f" MB before, {moved['after']['from_engine_bytes_per_frame'] / 1e6:.2f} MB after per frame")
+              f"(goal <= {NODE_GOAL_MS:g} ms); from the engine {before:.2f} MB before, {after:.2f} MB after per frame")
     return what, number, short
 
 
@@ -152,8 +151,8 @@ def backends_latency(d: dict) -> tuple[str, str, list[str]]:
         parts.append(f"{model} at {network}: FP32 {spread(fp32, ' ms')}, INT8 {spread(int8, ' ms')}, INT8 "
                      f"speed-up {speedup:.2f}x ({fp32['min'] / int8['max']:.2f}-{fp32['max'] / int8['min']:.2f}x)")
         if speedup < 1:
-            short.append(f"INT8 QDQ is slower than FP32 on the CPU of bench/backends.md for {model} at a {network} network "
-                         f"({speedup:.2f}x)")
+            short.append(f"INT8 QDQ is slower than FP32 on the CPU of bench/backends.md for {model} at a "
+                         f"{network} network ({speedup:.2f}x)")
     what = (f"ONNX Runtime {d['machine'].get('onnxruntime', '?')}, CPU, batch 1, {d['repeats']} processes, "
             "median (min-max) ms")
     return what, "; ".join(parts), short
@@ -183,10 +182,13 @@ def data_speed(d: dict) -> tuple[str, str, list[str]]:
     c = d["config"]
     what = (f"batch {c['batch']}, {c['workers']} DataLoader workers; samples/s, median (min-max) of "
             f"{c['repeats']} timings")
-    parts = [f"{r['height']}x{r['width']}: on the fly {of_list(r['synthetic']['samples_per_s'], r['synthetic']['samples_per_s_median'])}"
-             f", pre-rendered {of_list(r['folders']['samples_per_s'], r['folders']['samples_per_s_median'])} "
-             f"({r['folders']['samples_per_s_median'] / r['synthetic']['samples_per_s_median']:.1f}x)"
-             for r in d["results"]]
+    parts = []
+    for r in d["results"]:
+        fly, files = r["synthetic"], r["folders"]
+        parts.append(f"{r['height']}x{r['width']}: on the fly "
+                     f"{of_list(fly['samples_per_s'], fly['samples_per_s_median'])}"
+                     f", pre-rendered {of_list(files['samples_per_s'], files['samples_per_s_median'])} "
+                     f"({files['samples_per_s_median'] / fly['samples_per_s_median']:.1f}x)")
     return what, "; ".join(parts), []
 
 
