@@ -182,10 +182,9 @@ def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, s
     machine = describe()
     devices = sorted({str(r["device"]) for rs in runs.values() for r in rs})
     machine["training_devices"] = devices
-    machine["gpu"] = gpu_name()
     cfg = config(extra)
     lines = markdown_header("Training: binarized vs float, same budget, several seeds", invocation, machine)
-    lines += [f"Runs on {', '.join(devices)}" + (f" ({machine['gpu']})" if machine["gpu"] else "") +
+    lines += [f"Runs on {', '.join(devices)}" + (f" ({machine['gpu']})" if machine.get("gpu") else "") +
               ", each its own process with one torch thread.", "",
               f"Data: synthetic street scenes at {cfg.data.height}x{cfg.data.width}, difficulty "
               f"{cfg.data.difficulty}, {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations x batch "

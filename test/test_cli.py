@@ -45,7 +45,7 @@ def run_cli(cwd: Path, script: str, *args: str, no_torch: bool = False, timeout:
 
 def test_every_tool_has_an_entry_point():
     assert set(SCRIPTS) == {"bisegunet-segment-node", "bisegunet-eval-bag", "bisegunet-build-engine",
-                            "bisegunet-train", "bisegunet-export", "bisegunet-quantize", "bisegunet-make-bag",
+                            "bisegunet-train", "bisegunet-export", "bisegunet-quantize", "bisegunet-make-bag", "bisegunet-make-dataset",
                             "bisegunet-profile"}
 
 
@@ -59,6 +59,7 @@ BAD_INPUT = [
     ("bisegunet-export", ["--checkpoint", "absent.pt", "--out", "m.onnx"], "absent.pt"),
     ("bisegunet-quantize", ["--onnx", "garbage.onnx", "--out", "m.onnx"], "garbage.onnx"),
     ("bisegunet-quantize", ["--onnx", "absent.onnx", "--out", "m.onnx"], "absent.onnx"),
+    ("bisegunet-make-dataset", ["out", "--train", "0"], "need at least one scene per split"),
     ("bisegunet-profile", ["--model", "absent_preset"], "absent_preset: model preset file not found"),
     ("bisegunet-segment-node", ["--ros-args", "-p", "model_path:=absent.onnx"], "absent.onnx"),
 ]

@@ -2,8 +2,9 @@
 driver's stream), then `ros2 launch` in a process group of its own is stopped the way a terminal's
 Ctrl-C stops it, and fails on a bad model.
 
-The launch system is not on PyPI: `make setup` installs it from ../shared/ros2-python when that is
-there, with this package in the venv as an ament prefix. Elsewhere this file skips with that reason.
+The launch system is not on PyPI: `make setup` installs it from the wheels folder the Makefile's
+ROS2_PYTHON names when that folder exists, with this package in the venv as an ament prefix.
+Elsewhere this file skips with that reason.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import yaml
 
 launch_pytest = pytest.importorskip(
     "launch_pytest", reason="the launch system is not installed: `make setup` installs it from "
-                            "../shared/ros2-python (absent here), a ROS 2 install has it")
+                            "the Makefile's ROS2_PYTHON wheels (absent here), a ROS 2 install has it")
 
 # Launched nodes and `ros2` find the package through the venv as an ament prefix, and their
 # `#!/usr/bin/env python3` must be this venv's Python.

@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,22 +119,27 @@ class FolderDataset(PairedFiles):
 
 def scan_labels(dataset: SegmentationDataset, workers: int = 0) -> MaskScan:
     """Read every label of `dataset` once (with `workers` processes), unaugmented: checks each file of a
-    folder dataset and counts the pixels of each class (and, for colour masks, the colours in no class)."""
-    from torch.utils.data import DataLoader
-
+    folder dataset and counts the pixels of each class (and, for colour masks, the colours in no class).
+    Plain processes, no torch: bisegunet-make-bag checks masks on a machine without it."""
     n = len(dataset.classes)
     result = MaskScan(np.zeros(n, np.int64), np.zeros(n, np.int64))
-    loader = DataLoader(_ScanItems(dataset), batch_size=None, num_workers=workers, collate_fn=_as_is)
-    for item in tqdm(loader, total=len(dataset), desc="reading labels", unit="label", disable=None, leave=False):
-        if isinstance(item, DatasetError):     # raised here, not in a worker: one line, no worker traceback
-            raise item
-        source, counts, pixels, unknown = item
-        result.class_pixels += counts
-        result.present_pixels += np.where(counts > 0, pixels, 0)
-        result.pixels += pixels
-        result.masks += 1
-        if unknown:
-            result.unknown[source] = unknown
+    read = _ScanItems(dataset).__getitem__
+    with contextlib.ExitStack() as stack:
+        if workers > 0:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            items = pool.map(read, range(len(dataset)), chunksize=16)
+        else:
+            items = map(read, range(len(dataset)))
+        for item in tqdm(items, total=len(dataset), desc="reading labels", unit="label", disable=None, leave=False):
+            if isinstance(item, DatasetError):     # raised here, not in a worker: one line, no worker traceback
+                raise item
+            source, counts, pixels, unknown = item
+            result.class_pixels += counts
+            result.present_pixels += np.where(counts > 0, pixels, 0)
+            result.pixels += pixels
+            result.masks += 1
+            if unknown:
+                result.unknown[source] = unknown
     return result
 
 
@@ -145,10 +152,6 @@ def check_masks(dataset: SegmentationDataset, limit: float, classes_file: str, w
     scan = scan_labels(dataset, workers)
     scan.check_unknown(limit, classes_file or "the class table", limit_name)
     return scan
-
-
-def _as_is(item):
-    return item
 
 
 class _ScanItems:
