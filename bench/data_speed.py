@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.machine import describe, markdown_header, write_results
+from bench.machine import markdown_header, write_run
 from bisegunet_training.data import build_dataset, build_loader
 from bisegunet_training.make_dataset import make_dataset
 from bisegunet_training.train_config import DataConfig
@@ -116,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch, --batches, --repeats and --scenes must be at least 1, --workers at least 0")
     with tempfile.TemporaryDirectory(prefix="data_speed_") as tmp:
         rows = [measure(h, w, args, Path(tmp)) for h, w in args.sizes]
-    command = "python -m bench.data_speed " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    machine = describe()
-    print(write_results(args.out, {"machine": machine, "config": config, "results": rows},
-                        markdown(rows, args, command.strip(), machine)))
+    print(write_run(args.out, "bench.data_speed", argv, args, rows, markdown))
     return 0
 
 

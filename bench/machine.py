@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -73,3 +75,14 @@ def write_results(stem: Path, result: dict, markdown: str) -> str:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown)
     return markdown
+
+
+def write_run(stem: Path, module: str, argv: list[str] | None, args, results: list,
+              markdown: Callable[[list, object, str, dict], str]) -> str:
+    """write_results for a bench whose rows are `results`: the invocation, its arguments (less --out)
+    and the machine beside them; `markdown(results, args, command, machine)` renders the table."""
+    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    machine = describe()
+    return write_results(stem, {"machine": machine, "config": config, "results": results},
+                         markdown(results, args, command.strip(), machine))

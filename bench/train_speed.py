@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bench.machine import describe, markdown_header, write_results
+from bench.machine import markdown_header, write_run
 from bisegunet_training.losses import SegmentationLoss
 from bisegunet_training.model import binary_layers, build_model, load_model_config, set_binarized
 from bisegunet_training.precision import Precision
@@ -120,11 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for label in args.settings:
         results.append(measure(label, args, device))
         print(f"{label}: {results[-1]['images_per_s_median']:.1f} images/s", file=sys.stderr)
-    command = "python -m bench.train_speed " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    machine = describe()
-    print(write_results(args.out, {"machine": machine, "config": config, "results": results},
-                        markdown(results, args, command.strip(), machine)))
+    print(write_run(args.out, "bench.train_speed", argv, args, results, markdown))
     return 0
 
 
