@@ -52,7 +52,7 @@ stamp "phase A: train_speed on the GPU | make-dataset, then data_speed on the CP
 "$PY" -m bench.train_speed --device cuda --out "$OUT/train_speed" ${TRAIN_SPEED_ARGS:-} \
     > "$OUT/logs/10_train_speed.log" 2>&1 &
 SPEED=$!
-( "$PY" -m bisegunet_training.make_dataset "$OUT/scenes" --train "$SCENES" --val 200 --height 128 --width 256 \
+( "$PY" -m bisegunet_training.make_dataset "$OUT/scenes" --train "$SCENES" --val 200 --test 200 --height 128 --width 256 \
       --workers "$RENDER_WORKERS" && stamp "scenes rendered" &&
   "$PY" -m bench.data_speed --out "$OUT/data_speed" --render-workers "$RENDER_WORKERS" ${DATA_SPEED_ARGS:-} \
 ) > "$OUT/logs/20_data.log" 2>&1
@@ -77,7 +77,7 @@ if [ -n "${SHIP:-}" ]; then wait "$SHIP"; SHIP_RC=$?; fi
 stamp "phase B done: shipped run exit $SHIP_RC"
 
 RUN="$OUT/runs/tiny_synthetic_gpu"
-for f in best.pt metrics.jsonl curves.png; do
+for f in best.pt test.json metrics.jsonl curves.png; do
   [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f" || stamp "missing $RUN/$f"
 done
 stamp "done in $(( $(date +%s) - START )) s; files to copy back: $(cd "$OUT" && ls -1 *.json *.pt *.jsonl *.png 2>/dev/null | tr '\n' ' ')session.log"

@@ -70,6 +70,11 @@ def shipped_model(d: dict) -> tuple[str, str, list[str]]:
     scored = (f"test mIoU {100 * d['test_miou']:.2f} %, Dice {100 * d['test_mean_dice']:.2f} %, pixel accuracy "
               f"{100 * d['test_pixel_accuracy']:.2f} % on {d['test_scenes']} held-out scenes; best.pt of epoch "
               f"{d['epoch'] + 1} chosen on validation (mIoU {100 * d['val_miou']:.2f} %)")
+    bag = d.get("held_out_bag")
+    if bag:
+        scored += (f"; through bisegunet-eval-bag on {bag['frames']} held-out {bag['size']} frames: mIoU "
+                   f"{100 * bag['miou']:.2f} %, Dice {100 * bag['mean_dice']:.2f} %, pixel accuracy "
+                   f"{100 * bag['pixel_accuracy']:.2f} %")
     trained = f"trained on {d['device']}" + (f" by `{d['command']}`" if d.get("command") else "")
     return trained, scored, []
 

@@ -97,6 +97,8 @@ class ModelInfo:
             raise ModelError(f"{path}: model file not found; give the .onnx written by bisegunet-export")
         try:
             props = _onnx_metadata_props(path.read_bytes())
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the model file ({exc.strerror or exc})") from exc
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
         return cls.from_metadata(props, str(path))

@@ -43,8 +43,6 @@ WARN_PERIOD_S = 5.0
 MISSING_WARN = 0.05  # fraction of a camera's frames lost in transport that turns its diagnostics WARN
 
 
-
-
 class SegmentNode(Node):
     def __init__(self, **kwargs):
         super().__init__("segment_node", **kwargs)
@@ -83,7 +81,8 @@ class SegmentNode(Node):
         compressed = self.params["transport"] == "compressed"
         self.create_subscription(CompressedImage if compressed else Image,
                                  _topic(namespace, "image/compressed" if compressed else "image"),
-                                 lambda msg: self.stats.offer(namespace, msg, _seconds(msg.header.stamp)), INPUT_QOS[self.params["input_qos"]])
+                                 lambda msg: self.stats.offer(namespace, msg, _seconds(msg.header.stamp)),
+                                 INPUT_QOS[self.params["input_qos"]])
         return publishers
 
     # The worker: takes the newest frame of every camera, segments them in one call, publishes.
@@ -124,7 +123,10 @@ class SegmentNode(Node):
             return
         for (camera, msg, rgb, wanted, _), result in zip(jobs, results):
             self.stats.record_processed(camera, (time.perf_counter() - started) * 1e3)
-            self._publish(camera, msg.header, rgb, wanted, result)
+            try:
+                self._publish(camera, msg.header, rgb, wanted, result)
+            except Exception as exc:  # inference worked: a publish error is not an inference failure
+                self.get_logger().error(f"{camera}: publishing failed: {exc!r}", throttle_duration_sec=WARN_PERIOD_S)
 
     def _wants(self, camera: str, output: str) -> bool:
         if output == "confidence" and not self.params["publish_confidence"]:
@@ -204,6 +206,8 @@ class SegmentNode(Node):
         if self._worker is not None:
             self.stats.close()
             self._worker.join(timeout=5.0)
+            if not self._worker.is_alive():   # the backend's buffers and CUDA context, once nothing infers
+                self.pipeline.backend.close()
         super().destroy_node()
 
 

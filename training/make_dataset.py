@@ -1,14 +1,15 @@
 """`bisegunet-make-dataset`: render synthetic street scenes once to image/mask folders.
 
-    bisegunet-make-dataset OUT [--train 20000 --val 200 --height 128 --width 256 --difficulty 0.6 --workers N]
+    bisegunet-make-dataset OUT [--train 20000 --val 200 --test 200 --height 128 --width 256 --difficulty 0.6
+                               --workers N]
 
-Rendering a scene costs ~10 ms of one core at 128x256 and ~115 ms at 512x1024: on the fly, a fast
-GPU waits for it. Rendered once, `data.kind=folders data.root=OUT` trains from PNG files instead:
-OUT/train/{images,masks}/NNNNNN.png and OUT/val/{images,masks}/NNNNNN.png, masks as single-channel
+Rendering scenes on the fly costs CPU time a fast GPU waits for (bench/data_speed.md measures both
+paths). Rendered once, `data.kind=folders data.root=OUT` trains from PNG files instead:
+OUT/{train,val,test}/{images,masks}/NNNNNN.png (test only with --test), masks as single-channel
 Cityscapes train ids (255 = ignore), the layout and id format the `folders` kind reads. The scenes
 are exactly those of `data.kind=synthetic` with the same seed and difficulty: training scenes
 rendered at `TRAIN_RENDER_SCALE` times the network size (room for random scale and crop),
-validation scenes from the validation seed at the network size, never a training scene.
+validation and test scenes from their own seeds at the network size, never a training scene.
 The work is numpy and OpenCV, on all cores; no torch code here.
 """
 from __future__ import annotations

@@ -127,8 +127,13 @@ class Trainer:
         self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=d.augment, scale_range=(
             d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, **common)
         self.val_set = build_dataset(d.kind, "val", length=d.val_size, augment=False, **common)
+        # held-out scenes scored once, with the checkpoint the validation split chose (best.pt)
+        test_set = (build_dataset(d.kind, "test", length=d.test_size, augment=False, **common)
+                    if d.test_size > 0 else None)
         scan = check_masks(self.train_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
-        check_masks(self.val_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
+        for split in (self.val_set, test_set):      # a bad mask stops the run before the first step
+            if split is not None:
+                check_masks(split, d.max_unknown_color_fraction, d.classes, cfg.workers)
         self.loss = SegmentationLoss(**{**asdict(cfg.loss), "class_weights": class_weights(
             cfg.loss.class_weights, self.train_set, scan, cfg.workers)})
         per_rank = cfg.batch_size // self.dist.world
@@ -136,10 +141,8 @@ class Trainer:
                                          distributed=self.dist.world > 1, seed=cfg.seed)
         self.val_loader = build_loader(self.val_set, per_rank, shuffle=False, workers=cfg.workers,
                                        distributed=self.dist.world > 1, seed=cfg.seed)
-        # held-out scenes scored once, with the checkpoint the validation split chose (best.pt)
-        self.test_loader = build_loader(
-            build_dataset(d.kind, "test", length=d.test_size, augment=False, **common), per_rank, shuffle=False,
-            workers=cfg.workers, distributed=self.dist.world > 1, seed=cfg.seed) if d.test_size > 0 else None
+        self.test_loader = build_loader(test_set, per_rank, shuffle=False, workers=cfg.workers,
+                                        distributed=self.dist.world > 1, seed=cfg.seed) if test_set is not None else None
         self.steps = cfg.iters_per_epoch or len(self.train_loader)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -35,6 +35,10 @@ class Backend(ABC):
     def infer(self, pixels: np.ndarray) -> InferenceOutputs:
         """Labels and confidence for uint8 pixels (N, H, W, 3) at the network's input size, 1 <= N <= max_batch."""
 
+    def close(self) -> None:
+        """Release what the backend holds outside Python's memory (device buffers, a CUDA context);
+        nothing to do for a backend without any. Call once, when no infer() runs any more."""
+
     def check_batch(self, pixels: np.ndarray) -> None:
         """Raise ValueError naming the expected shape and dtype when `pixels` does not fit."""
         expected = (self.info.input_height, self.info.input_width, 3)

@@ -1,0 +1,64 @@
+"""The shipped model's record: where models/bisegunet_tiny.* came from and what it scores.
+
+    python -m bench.shipped runs/tiny_synthetic_shipped [--frames 100]
+
+Writes models/bisegunet_tiny.train.json: the run's test.json (best.pt chosen on validation, scored
+once on the held-out test split at the network size), the training command and commit stored in
+best.pt, and the exported model's score through `bisegunet-eval-bag` on a fresh bag of 512x1024
+synthetic frames at 10 Hz (the demo's setting) drawn from make-bag's own seed, which no training,
+validation or test split uses. Copies the run's metrics.jsonl and curves.png to docs/shipped_run/.
+README's numbers table reads the record (bench/summary.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models/bisegunet_tiny.onnx"
+RECORD = ROOT / "models/bisegunet_tiny.train.json"
+CURVES = ROOT / "docs/shipped_run"
+
+
+def held_out_bag_score(model: Path, frames: int, tmp: Path) -> dict:
+    """mIoU, Dice and pixel accuracy of `model` (ONNX Runtime) on `frames` fresh 512x1024 frames."""
+    from bisegunet_ros.evaluation.evaluate_bag import main as eval_bag
+    from bisegunet_training.make_bag import main as make_bag
+
+    bag = tmp / "held_out"
+    if make_bag([str(bag), "--frames", str(frames), "--height", "512", "--width", "1024", "--fps", "10"]):
+        raise RuntimeError("bisegunet-make-bag failed")
+    if eval_bag([str(bag), "--model", str(model), "--backend", "onnxruntime", "--out", str(tmp / "report")]):
+        raise RuntimeError("bisegunet-eval-bag failed")
+    report = json.loads((tmp / "report" / "report.json").read_text())
+    return {"frames": report["frames"]["evaluated"], "size": "512x1024",
+            **{k: report["metrics"][k] for k in ("miou", "mean_dice", "pixel_accuracy")}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="the shipped run's directory (runs/NAME)")
+    parser.add_argument("--frames", type=int, default=100, help="frames of the held-out bag")
+    args = parser.parse_args(argv)
+    from bisegunet_training.checkpoint import load_checkpoint
+
+    test = json.loads((args.run_dir / "test.json").read_text())
+    state = load_checkpoint(args.run_dir / "best.pt")
+    with tempfile.TemporaryDirectory() as tmp:
+        bag = held_out_bag_score(MODEL, args.frames, Path(tmp))
+    record = {**test, "checkpoint": f"{args.run_dir.name}/best.pt", "command": state["command"],
+              "commit": state["commit"], "held_out_bag": bag}
+    RECORD.write_text(json.dumps(record, indent=2) + "\n")
+    CURVES.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "curves.png"):
+        shutil.copy2(args.run_dir / name, CURVES / name)
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
