@@ -102,6 +102,7 @@ def set_rng_state(state: dict) -> None:
 class Trainer:
     def __init__(self, cfg: TrainConfig, command: str = ""):
         self.cfg, self.command = cfg, command
+        self.commit = git_commit()     # the code this run loaded, not whatever the tree holds at a later save
         self.dist = Distributed(cfg.device)
         if cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world} processes")
@@ -171,7 +172,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "train_config": asdict(self.cfg),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
                 "scaler": self.precision.state_dict(),
-                "command": self.command, "commit": git_commit()}
+                "command": self.command, "commit": self.commit}
 
     def resume(self, path: str | Path) -> None:
         state = load_checkpoint(path)
