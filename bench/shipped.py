@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="the shipped run's directory (runs/NAME)")
     parser.add_argument("--frames", type=int, default=100, help="frames of the held-out bag")
-    parser.add_argument("--commit", help="the commit the run started from, where best.pt's is wrong (trainers "
-                        "before the fix read it at each save, so later commits during the run showed there)")
     args = parser.parse_args(argv)
     from bisegunet_training.checkpoint import load_checkpoint
 
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bag = held_out_bag_score(MODEL, args.frames, Path(tmp))
     record = {**test, "checkpoint": f"{args.run_dir.name}/best.pt", "command": state["command"],
-              "commit": args.commit or state["commit"], "held_out_bag": bag}
+              "commit": state["commit"], "held_out_bag": bag}
     RECORD.write_text(json.dumps(record, indent=2) + "\n")
     CURVES.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "curves.png"):
