@@ -99,7 +99,7 @@ class SegmentationPipeline:
 
     def postprocess(self, labels: np.ndarray, confidence: np.ndarray | None,
                     frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 labels (and confidence) of one frame from the engine -> arrays this frame owns, at the output size.
+        """uint8 labels (and confidence) of one frame from the backend -> at the output size (no copy when equal).
 
         Class ids are never interpolated (nearest neighbour); the confidence is resized linearly.
         """
@@ -109,11 +109,6 @@ class SegmentationPipeline:
             labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
             if confidence is not None:
                 confidence = cv2.resize(confidence, size, interpolation=cv2.INTER_LINEAR)
-        # the engine's buffers are reused by its next call: copy what was not already made new above
-        if not self._filter and labels.shape == self.network_size:
-            labels = labels.copy()
-        if confidence is not None and confidence.shape == self.network_size:
-            confidence = confidence.copy()
         return labels, confidence
 
     def run(self, frames: list[np.ndarray], want_confidence: bool = False,

@@ -32,7 +32,7 @@ def test_labels_equal_numpy_reference_at_network_size(backend):
 
 
 def test_results_own_their_arrays(backend):
-    """The backend reuses its output buffers; a result must survive the next call."""
+    """Backends hand over arrays the caller owns: a result must survive the next call."""
     pipeline = SegmentationPipeline(backend, output_resolution="network")
     first, second = _frames(1, seed=7), _frames(1, seed=8)
     (a,) = pipeline.run(first, want_confidence=True)

@@ -11,7 +11,9 @@ from ..model_info import ModelInfo
 
 @dataclass
 class InferenceOutputs:
-    """What the graph computed for exactly the N frames of one call (argmax and softmax ran on the engine)."""
+    """What the graph computed for exactly the N frames of one call (argmax and softmax ran on the engine).
+
+    The caller owns these arrays: no later call of the backend writes into them."""
 
     labels: np.ndarray                 # uint8 (N, H, W), class ids
     confidence: np.ndarray             # uint8 (N, H, W), max softmax probability x 255

@@ -51,28 +51,20 @@ class OnnxRuntimeBackend(Backend):
         if missing:
             raise ModelError(f"{path}: the graph lacks the outputs {sorted(missing)}; re-export it with bisegunet-export")
         self._binding = self.session.io_binding()
-        self._outputs: dict[int, InferenceOutputs] = {}   # batch size -> output buffers, allocated once
         batch_dim = self.session.get_inputs()[0].shape[0]
         self.max_batch = batch_dim if isinstance(batch_dim, int) else 64
         self.name = f"onnxruntime-{device}"
         self.precision = str(self.info.extra.get("precision", "fp32"))  # the quantizer records int8
         log.info("loaded %s with %s (%s, max batch %d)", path, self.name, self.precision, self.max_batch)
 
-    def _buffers(self, n: int) -> InferenceOutputs:
-        if n not in self._outputs:
-            size = (n, self.info.input_height, self.info.input_width)
-            logits = (np.empty((n, len(self.info.classes), *size[1:]), np.float32)
-                      if "logits" in self.output_names else None)
-            self._outputs[n] = InferenceOutputs(np.empty(size, np.uint8), np.empty(size, np.uint8), logits)
-        return self._outputs[n]
-
     def infer(self, pixels: np.ndarray) -> InferenceOutputs:
-        """Runs with I/O binding: the uint8 input is read in place, outputs land in buffers kept per batch size.
-
-        The returned arrays are those buffers: the next call with the same batch size overwrites them.
-        """
+        """Runs with I/O binding: the uint8 input is read in place and the outputs are written straight
+        into arrays made for this call (no copy afterwards), which the caller then owns."""
         self.check_batch(pixels)
-        out = self._buffers(pixels.shape[0])
+        size = (pixels.shape[0], self.info.input_height, self.info.input_width)
+        logits = (np.empty((size[0], len(self.info.classes), *size[1:]), np.float32)
+                  if "logits" in self.output_names else None)
+        out = InferenceOutputs(np.empty(size, np.uint8), np.empty(size, np.uint8), logits)
         self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(pixels))
         for name in self.output_names:
             array = getattr(out, name)
