@@ -145,8 +145,10 @@ def encode_image(image: np.ndarray, encoding: str) -> tuple[int, pyarray.array]:
         wanted = "(H, W, 3)" if channels == 3 else "(H, W)"
         raise ValueError(f"{encoding} needs a {wanted} array castable to {dtype.name}, "
                          f"got shape {image.shape} of {image.dtype}")
-    payload = from_rgb(image).astype(dtype, copy=False)
-    return image.shape[1] * channels * dtype.itemsize, pyarray.array("B", payload.tobytes())
+    payload = np.ascontiguousarray(from_rgb(image), dtype=dtype)
+    data = pyarray.array("B")
+    data.frombytes(payload.view(np.uint8).reshape(-1))   # one copy, straight from the array's buffer
+    return image.shape[1] * channels * dtype.itemsize, data
 
 
 def decode_message(msg) -> np.ndarray:
