@@ -37,10 +37,10 @@ class RosClient:
 
     def spin_until(self, predicate, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             if predicate():
                 return True
-            self.executor.spin_once(timeout_sec=0.05)
+            self.executor.spin_once(timeout_sec=min(0.05, left))   # never wait past the deadline
         return predicate()
 
     def request(self, topic: str, msg, replies: list, timeout: float = 20.0, resend: float = 0.5):
