@@ -9,8 +9,8 @@ import pytest
 
 from bisegunet_ros.backends.tensorrt.engine_cache import (EngineCacheError, EngineKey, EngineMismatchError,
                                                           default_cache_dir, engine_path, prepare_cache_dir,
-                                                          read_sidecar, resolve_engine, sha256_of, sidecar_path,
-                                                          timing_cache_path)
+                                                          read_sidecar, read_verified, resolve_engine, sha256_of,
+                                                          sidecar_path, timing_cache_path, write_with_sidecar)
 from tiny_onnx import tiny_info, write_tiny_onnx
 
 
@@ -21,7 +21,7 @@ def onnx(tmp_path):
 
 @pytest.fixture
 def key(onnx):
-    return EngineKey("10.3.0", "Orin (nvgpu)", "8.7", "fp16", sha256_of(onnx), "1-4")
+    return EngineKey("10.3.0", "Orin (nvgpu)", "8.7", "fp16", sha256_of(onnx), "1-2-4", "on")
 
 
 @pytest.fixture
@@ -30,21 +30,22 @@ def cache(tmp_path):
 
 
 class Builds:
-    """A build function that records its calls and writes a fake engine."""
+    """A build function that records its calls and returns a fake engine."""
 
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, src, dst):
+    def __call__(self, src):
         self.calls += 1
-        dst.write_bytes(b"engine %d" % self.calls)
+        return b"engine %d" % self.calls
 
 
 def test_names_say_version_gpu_precision_and_batch_range(cache, onnx, key):
-    assert engine_path(cache, onnx, key) == cache / "model.fp16.b1-4.trt10.3.0.orin-nvgpu.engine"
+    assert engine_path(cache, onnx, key) == cache / "model.fp16.b1-2-4.trt10.3.0.orin-nvgpu.engine"
     assert timing_cache_path(cache, onnx, key) == cache / "model.trt10.3.0.orin-nvgpu.timing-cache"
     assert engine_path(cache, onnx, replace(key, precision="int8")) != engine_path(cache, onnx, key)
-    assert engine_path(cache, onnx, replace(key, batch_range="1-1")) != engine_path(cache, onnx, key)
+    assert engine_path(cache, onnx, replace(key, batch_range="1-1-4")) != engine_path(cache, onnx, key)
+    assert engine_path(cache, onnx, replace(key, tf32="off")).name.startswith("model.fp16.b1-2-4.notf32.")
 
 
 def test_cache_dir_defaults_under_ros_home_and_is_created(tmp_path, monkeypatch):
@@ -70,6 +71,41 @@ def test_built_once_then_reused(cache, onnx, key):
     record = json.loads(sidecar_path(first).read_text())
     assert record["tensorrt_version"] == "10.3.0" and record["onnx_sha256"] == key.onnx_sha256
     assert "build_date" in record and read_sidecar(first) == key
+    assert record["bytes"] == first.stat().st_size and record["sha256"] == sha256_of(first)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "no sidecar hash"])
+def test_a_damaged_engine_is_rebuilt_with_a_warning(cache, onnx, key, caplog, damage):
+    """A build killed while writing (before atomic writes), or a bad disk: the sidecar's size and hash tell."""
+    build = Builds()
+    engine = resolve_engine(cache, onnx, key, build)
+    if damage == "truncated":
+        engine.write_bytes(engine.read_bytes()[:-3])
+    elif damage == "corrupt":
+        engine.write_bytes(b"x" * engine.stat().st_size)
+    else:   # a sidecar written before sizes and hashes were recorded
+        record = json.loads(sidecar_path(engine).read_text())
+        del record["sha256"]
+        sidecar_path(engine).write_text(json.dumps(record))
+    assert resolve_engine(cache, onnx, key, build) == engine
+    assert build.calls == 2 and engine.read_bytes() == b"engine 2"
+    assert "building engine" in caplog.text and {"truncated": "bytes, its sidecar records",
+                                                  "corrupt": "SHA-256", "no sidecar hash": "no size"}[damage] in caplog.text
+
+
+def test_files_are_replaced_atomically_and_a_failed_build_leaves_the_old_engine(cache, onnx, key):
+    engine = resolve_engine(cache, onnx, key, Builds())
+    before = engine.stat().st_ino
+
+    def killed(src):
+        raise KeyboardInterrupt   # a build interrupted midway returns no engine
+
+    with pytest.raises(KeyboardInterrupt):
+        resolve_engine(cache, onnx, replace(key, tf32="off"), killed)
+    write_with_sidecar(engine, b"new engine")
+    assert engine.stat().st_ino != before       # a new file renamed over the old one, not rewritten in place
+    assert read_verified(engine) == b"new engine"
+    assert sorted(p.name for p in cache.iterdir()) == sorted([engine.name, sidecar_path(engine).name])
 
 
 @pytest.mark.parametrize("change", ["tensorrt", "onnx", "sidecar"])

@@ -37,10 +37,11 @@ def pixels(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, H, W, 3), dtype=np.uint8)
 
 
-def backend(tensorrt_doubles, model: Path, cache: Path, precision: str = "fp16", max_batch: int = 4):
+def backend(tensorrt_doubles, model: Path, cache: Path, precision: str = "fp16", max_batch: int = 4,
+            cameras: int = 1, tf32: bool = True):
     from bisegunet_ros.backends.tensorrt.backend import TensorRTBackend
 
-    return TensorRTBackend(model, precision, max_batch=max_batch, engine_cache_dir=cache)
+    return TensorRTBackend(model, precision, cameras=cameras, max_batch=max_batch, tf32=tf32, engine_cache_dir=cache)
 
 
 def with_qdq(src: Path, dst: Path, zero_point: np.ndarray) -> Path:
@@ -125,7 +126,7 @@ def test_tensorrt_max_batch_is_the_engine_profiles_and_keys_the_engine(tensorrt_
     four = backend(tensorrt_doubles, onnx_model, cache, max_batch=4)
     assert four.max_batch == 4
     engines = sorted(p.name for p in cache.glob("*.engine"))
-    assert [e.split(".")[2] for e in engines] == ["b1-2", "b1-4"]
+    assert [e.split(".")[2] for e in engines] == ["b1-1-2", "b1-1-4"]
     fixed = write_tiny_onnx(tmp_path / "fixed.onnx", tiny_info(H, W), dynamic_batch=False)
     assert backend(tensorrt_doubles, fixed, cache, max_batch=4).max_batch == 1
 
@@ -147,12 +148,108 @@ def test_tensorrt_refused_call_raises_and_never_returns_the_previous_outputs(ten
     np.testing.assert_array_equal(trt_backend.infer(pixels(2, seed=3)).labels, expected.labels)
 
 
-def test_tensorrt_engine_that_does_not_deserialize_is_a_clear_error(tensorrt_doubles, onnx_model, cache):
+def test_tensorrt_profile_is_tuned_for_the_cameras_and_max_batch_defaults_to_them(tensorrt_doubles, onnx_model, cache):
+    three = backend(tensorrt_doubles, onnx_model, cache, cameras=3, max_batch=0)
+    assert three.max_batch == 3
+    assert [shape[0] for shape in three.engine.get_tensor_profile_shape("pixels", 0)] == [1, 3, 3]
+    wider = backend(tensorrt_doubles, onnx_model, cache, cameras=2, max_batch=4)
+    assert [shape[0] for shape in wider.engine.get_tensor_profile_shape("pixels", 0)] == [1, 2, 4]
+    with pytest.raises(ValueError, match=r"cameras \(3\) <= max_batch \(2\)"):
+        backend(tensorrt_doubles, onnx_model, cache, cameras=3, max_batch=2)
+
+
+def test_tensorrt_tf32_is_on_by_default_and_keys_the_engine(tensorrt_doubles, onnx_model, cache):
+    import json
+
+    def flags(engine: Path) -> list[str]:
+        return json.loads(engine.read_bytes().split(b"\n")[1])["flags"]
+
+    backend(tensorrt_doubles, onnx_model, cache, precision="fp32").close()
+    backend(tensorrt_doubles, onnx_model, cache, precision="fp32", tf32=False).close()
+    (default,), (off,) = cache.glob("*.fp32.b1-1-4.trt*.engine"), cache.glob("*.notf32.*.engine")
+    assert flags(default) == ["TF32"] and flags(off) == []
+    assert json.loads((cache / (off.name + ".json")).read_text())["tf32"] == "off"
+
+
+def _damage_engine(cache: Path, content: bytes, keep_sidecar_valid: bool) -> Path:
+    """Overwrite the one cached engine; with `keep_sidecar_valid`, so that only deserialization can tell."""
+    import hashlib
+    import json
+
+    (engine,) = cache.glob("*.engine")
+    engine.write_bytes(content)
+    if keep_sidecar_valid:
+        sidecar = cache / (engine.name + ".json")
+        record = json.loads(sidecar.read_text())
+        record.update(bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+        sidecar.write_text(json.dumps(record))
+    return engine
+
+
+@pytest.mark.parametrize("keep_sidecar_valid", [True, False])
+def test_tensorrt_damaged_engine_is_rebuilt_with_a_warning_never_a_crash_loop(tensorrt_doubles, onnx_model, cache,
+                                                                              caplog, keep_sidecar_valid):
+    backend(tensorrt_doubles, onnx_model, cache).close()
+    engine = _damage_engine(cache, b"not an engine", keep_sidecar_valid)
+    expected = load_backend(onnx_model, "onnxruntime").infer(pixels(2))
+    restarted = backend(tensorrt_doubles, onnx_model, cache)
+    np.testing.assert_array_equal(restarted.infer(pixels(2)).labels, expected.labels)
+    assert engine.read_bytes() != b"not an engine"
+    assert ("could not deserialize it; rebuilding" if keep_sidecar_valid else "its sidecar records") in caplog.text
+
+
+def test_tensorrt_engine_truncated_behind_a_valid_sidecar_is_rebuilt(tensorrt_doubles, onnx_model, cache, caplog):
     backend(tensorrt_doubles, onnx_model, cache).close()
     (engine,) = cache.glob("*.engine")
-    engine.write_bytes(b"not an engine")        # the sidecar still matches: only deserialization can tell
-    with pytest.raises(ModelError, match="could not deserialize it; delete it"):
+    _damage_engine(cache, engine.read_bytes()[:-100], keep_sidecar_valid=True)
+    backend(tensorrt_doubles, onnx_model, cache).infer(pixels(1))
+    assert "could not deserialize it; rebuilding" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["garbage behind a valid sidecar", "truncated"])
+def test_tensorrt_damaged_timing_cache_costs_build_time_not_the_build(tensorrt_doubles, onnx_model, cache, caplog,
+                                                                      damage):
+    import hashlib
+    import json
+
+    backend(tensorrt_doubles, onnx_model, cache).close()
+    (timing,) = cache.glob("*.timing-cache")
+    good = timing.read_bytes()
+    if damage == "truncated":
+        timing.write_bytes(good[:-5])
+    else:
+        timing.write_bytes(b"garbage")
+        record = json.loads((cache / (timing.name + ".json")).read_text())
+        record.update(bytes=7, sha256=hashlib.sha256(b"garbage").hexdigest())
+        (cache / (timing.name + ".json")).write_text(json.dumps(record))
+    backend(tensorrt_doubles, onnx_model, cache, precision="fp32").infer(pixels(1))
+    assert ("refused by TensorRT" if damage.startswith("garbage") else "bytes, its sidecar records") in caplog.text
+    assert timing.read_bytes().startswith(b"TRTTIMING")   # rewritten whole after the build
+
+
+def test_tensorrt_failing_create_timing_cache_is_a_clear_error(tensorrt_doubles, onnx_model, cache, tmp_path,
+                                                               monkeypatch):
+    from bisegunet_ros.backends.tensorrt.engine_build import TensorRTError
+
+    control = tmp_path / "control"
+    control.write_text("create_timing_cache\n")
+    monkeypatch.setenv("TENSORRT_DOUBLE_CONTROL", str(control))
+    with pytest.raises(TensorRTError, match="create_timing_cache"):
         backend(tensorrt_doubles, onnx_model, cache)
+    assert not list(cache.glob("*.engine"))
+
+
+def test_tensorrt_close_frees_stream_host_and_device_buffers(tensorrt_doubles, onnx_model, cache):
+    """A node restarted in-process (tests, component reload) must not leak pinned memory or streams."""
+    import simulated_gpu as gpu
+
+    for _ in range(2):
+        trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+        trt_backend.infer(pixels(2))
+        assert gpu.memory.pinned and gpu.streams
+        trt_backend.close()
+    assert gpu.leaks == []
+    assert not gpu.memory.pinned and not gpu.memory.blocks and not gpu.streams
 
 
 def test_tensorrt_before_10_is_refused_and_auto_falls_back(tensorrt_doubles, onnx_model, cache, monkeypatch):
@@ -200,7 +297,7 @@ def test_build_engine_cli_writes_into_the_cache_dir_and_fails_in_one_line(tensor
 
     assert main(["--onnx", str(onnx_model), "--engine-cache-dir", str(tmp_path / "cli"), "--max-batch", "2"]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith(str(tmp_path / "cli")) and ".fp16.b1-2." in printed and Path(printed).is_file()
+    assert printed.startswith(str(tmp_path / "cli")) and ".fp16.b1-1-2." in printed and Path(printed).is_file()
     assert main(["--onnx", str(onnx_model), "--precision", "int8", "--engine-cache-dir", str(tmp_path / "cli")]) == 1
     assert "bisegunet-quantize" in caplog.text
 
@@ -241,3 +338,4 @@ def test_pycuda_double_autoinit_context_is_current_only_on_the_importing_thread(
     worker.start()
     worker.join(10)
     assert len(errors) == 1 and "invalid device context" in str(errors[0])
+

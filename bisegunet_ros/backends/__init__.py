@@ -14,12 +14,14 @@ BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "tensorrt")
 
 
 def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision: str = "fp16",
-                 threads: int = 0, engine_cache_dir: str | os.PathLike | None = None) -> Backend:
+                 threads: int = 0, engine_cache_dir: str | os.PathLike | None = None, cameras: int = 1,
+                 max_batch: int = 0, tf32: bool = True) -> Backend:
     """Load `model_path` (the .onnx with metadata, or a shipped model's name) on the named backend.
 
     "auto" takes TensorRT when it is importable and a GPU is present, otherwise ONNX Runtime;
-    the choice is logged. `precision` and `engine_cache_dir` (None: $ROS_HOME/bisegunet_engines)
-    apply to TensorRT engines only.
+    the choice is logged. `precision`, `engine_cache_dir` (None: $ROS_HOME/bisegunet_engines), the batch
+    profile (tuned for `cameras` frames, 1 to `max_batch`, 0 = `cameras`) and `tf32` apply to TensorRT
+    engines only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -35,7 +37,7 @@ def load_backend(model_path: str | os.PathLike, backend: str = "auto", precision
             from .tensorrt.backend import TensorRTBackend
 
             log.info("backend: tensorrt (%s)", precision)
-            return TensorRTBackend(model_path, precision, engine_cache_dir=engine_cache_dir)
+            return TensorRTBackend(model_path, precision, cameras, max_batch, tf32, engine_cache_dir)
         if backend == "tensorrt":
             raise RuntimeError(f"backend 'tensorrt' asked for but not usable here: {reason}")
         log.info("backend: onnxruntime (tensorrt not used: %s)", reason)

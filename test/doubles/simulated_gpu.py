@@ -5,11 +5,15 @@ per thread (a stack per thread; push/pop act on the calling thread only), driver
 a current context fail like pycuda's LogicError "invalid device context", device memory is
 separate from host memory and bounds-checked, async copies are queued on a stream and happen
 only when the stream is synchronized (so reading a result before synchronizing sees old data).
+Every device allocation, page-locked host buffer and stream belongs to the context current when
+it was made; one still alive when that context is released is recorded in `leaks` (pycuda frees
+such objects only when they become unreachable, and then in a dead context: a leak).
 """
 from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -76,20 +80,23 @@ class Memory:
 
     def __init__(self):
         self.blocks: dict[int, bytearray] = {}
-        self.pinned: list[tuple[int, int]] = []     # (start, end) host addresses of page-locked buffers
+        self.owners: dict[int, Context] = {}         # device address -> context it was allocated in
+        self.pinned: dict[int, tuple[int, int, Context]] = {}  # id -> (start, end, context) of page-locked buffers
         self._next = 0x7F0000000000
 
-    def alloc(self, nbytes: int) -> int:
+    def alloc(self, nbytes: int, context: Context) -> int:
         with _lock:
             address = self._next
             self._next += (max(nbytes, 1) + 255) // 256 * 256 + 256
             self.blocks[address] = bytearray(nbytes)
+            self.owners[address] = context
             return address
 
     def free(self, address: int) -> None:
         with _lock:
             if self.blocks.pop(address, None) is None:
                 raise LogicError(f"cuMemFree failed: invalid value (address {address:#x} is not allocated)")
+            del self.owners[address]
 
     def view(self, address: int, nbytes: int, call: str) -> memoryview:
         """`nbytes` of device memory starting at `address` (inside one allocation)."""
@@ -104,10 +111,20 @@ class Memory:
 
     def is_pinned(self, array: np.ndarray) -> bool:
         address = array.__array_interface__["data"][0]
-        return any(start <= address and address + array.nbytes <= end for start, end in self.pinned)
+        return any(start <= address and address + array.nbytes <= end for start, end, _ in self.pinned.values())
 
 
 memory = Memory()
+leaks: list[str] = []   # what was still allocated in a context when it was released
+
+
+def release(context: Context) -> None:
+    """The context's last reference is gone: record what it still owned as leaks."""
+    leaks.extend(f"device allocation {address:#x} ({len(memory.blocks[address])} bytes)"
+                 for address, owner in memory.owners.items() if owner is context)
+    leaks.extend(f"page-locked host buffer of {end - start} bytes"
+                 for start, end, owner in memory.pinned.values() if owner is context)
+    leaks.extend(f"stream {handle:#x}" for handle, stream in list(streams.items()) if stream.context is context)
 
 
 class Stream:
@@ -131,4 +148,4 @@ class Stream:
             item()
 
 
-streams: dict[int, Stream] = {}
+streams: "weakref.WeakValueDictionary[int, Stream]" = weakref.WeakValueDictionary()  # destroyed when unreachable

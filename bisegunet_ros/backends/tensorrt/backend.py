@@ -21,7 +21,7 @@ from ...model_info import ModelError, ModelInfo
 from ..base import Backend, InferenceOutputs
 from .availability import import_tensorrt
 from .cuda_context import CudaContext
-from .engine_build import ensure_engine
+from .engine_build import TensorRTError, ensure_engine
 from .engine_cache import prepare_cache_dir
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,15 @@ OUTPUTS = ("labels", "confidence")
 OPTIONAL_OUTPUTS = ("logits",)
 
 
-class TensorRTError(RuntimeError):
-    """TensorRT refused a call (it reports by return value); the message says which and with what."""
-
-
 class TensorRTBackend(Backend):
-    """Runs the engine for `model_path` (built into `engine_cache_dir` when none matches)."""
+    """Runs the engine for `model_path` (built into `engine_cache_dir` when none matches).
 
-    def __init__(self, model_path: str | os.PathLike, precision: str = "fp16", max_batch: int = 4,
-                 engine_cache_dir: str | os.PathLike | None = None):
+    The engine's batch profile is tuned for `cameras` frames per call and takes 1 to `max_batch`
+    (0 = `cameras`); `tf32` allows TF32 tactics for FP32 layers (TensorRT's default).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, precision: str = "fp16", cameras: int = 1,
+                 max_batch: int = 0, tf32: bool = True, engine_cache_dir: str | os.PathLike | None = None):
         trt = import_tensorrt()
         onnx = Path(model_path)
         if not onnx.is_file():
@@ -50,7 +50,17 @@ class TensorRTBackend(Backend):
         self.cuda = CudaContext(0)
         try:
             with self.cuda.current("loading the TensorRT engine") as cuda:
-                engine_file = ensure_engine(self.cuda, onnx, precision, max_batch, cache_dir)
+                self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+                build = (self.cuda, onnx, precision, cameras, max_batch, tf32, cache_dir)
+                engine_file = ensure_engine(*build)
+                self.engine = self._runtime.deserialize_cuda_engine(engine_file.read_bytes())
+                if self.engine is None:  # a damaged file its sidecar did not catch: rebuild once, never loop
+                    log.warning("%s: TensorRT could not deserialize it; rebuilding it from %s", engine_file, onnx)
+                    engine_file = ensure_engine(*build, rebuild=True)
+                    self.engine = self._runtime.deserialize_cuda_engine(engine_file.read_bytes())
+                if self.engine is None:
+                    raise TensorRTError(f"{engine_file}: TensorRT could not deserialize the engine it just built "
+                                        f"from {onnx} (see its log above)")
                 self._load(trt, cuda, engine_file, onnx)
         except BaseException:
             self.close()
@@ -59,11 +69,7 @@ class TensorRTBackend(Backend):
                  ", ".join(self.outputs))
 
     def _load(self, trt, cuda, engine_file: Path, onnx: Path) -> None:
-        """Deserialize, check the tensors against the contract, allocate buffers for the largest batch."""
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self._runtime.deserialize_cuda_engine(engine_file.read_bytes())
-        if self.engine is None:
-            raise ModelError(f"{engine_file}: TensorRT could not deserialize it; delete it to rebuild from {onnx}")
+        """Check the engine's tensors against the contract, allocate buffers for the largest batch."""
         self.context = self.engine.create_execution_context()
         if self.context is None:
             raise TensorRTError(f"{engine_file}: TensorRT could not create an execution context (GPU memory?)")
@@ -113,15 +119,24 @@ class TensorRTBackend(Backend):
         return InferenceOutputs(labels=copies["labels"], confidence=copies["confidence"], logits=copies.get("logits"))
 
     def close(self) -> None:
-        """Free the device buffers and release the CUDA context (the backend is unusable afterwards)."""
+        """Free the stream, the page-locked host buffers and the device buffers, then release the CUDA context
+        (the backend is unusable afterwards). Each is freed now, in its context, as pycuda documents
+        (`HostAllocation.free()`, `DeviceAllocation.free()`; a Stream is destroyed when its last reference
+        goes): left to the garbage collector after the context is released, they would leak."""
         cuda_context = getattr(self, "cuda", None)
         if cuda_context is None:
             return
-        device = getattr(self, "device", {})
-        if device:
-            with cuda_context.current("freeing TensorRT buffers"):
-                for allocation in device.values():
-                    allocation.free()
-                self.device = {}
-                self.context = self.engine = None
+        if not (getattr(self, "host", None) or getattr(self, "device", None) or getattr(self, "stream", None)):
+            cuda_context.close()  # nothing allocated (a failed start), or closed before
+            return
+        with cuda_context.current("freeing TensorRT buffers"):
+            if getattr(self, "stream", None) is not None:
+                self.stream.synchronize()  # no queued copy may touch a buffer freed below
+            self.stream = None  # its last reference: destroyed now, in its context
+            for array in getattr(self, "host", {}).values():
+                array.base.free()  # the HostAllocation behind pagelocked_empty's array
+            for allocation in getattr(self, "device", {}).values():
+                allocation.free()
+            self.host, self.device = {}, {}
+            self.context = self.engine = self._runtime = None
         cuda_context.close()

@@ -1,11 +1,14 @@
 """Build a TensorRT 10 engine from an exported ONNX: `bisegunet-build-engine` (vehicle only).
 
-    bisegunet-build-engine --onnx model.onnx [--precision fp16|fp32] [--max-batch 4] [--engine-cache-dir DIR]
+    bisegunet-build-engine --onnx model.onnx [--precision fp16|fp32] [--cameras 2] [--max-batch 0] [--no-tf32]
+        [--engine-cache-dir DIR]
     bisegunet-build-engine --onnx model.int8.onnx --precision int8
 
 Writes into the engine cache directory (default $ROS_HOME/bisegunet_engines, i.e.
-~/.ros/bisegunet_engines) the engine named by precision, batch range, TensorRT version and GPU,
-its JSON sidecar (engine_cache.py) and a timing cache that makes the next build fast.
+~/.ros/bisegunet_engines) the engine named by precision, batch profile, TensorRT version and GPU,
+its JSON sidecar (engine_cache.py) and a timing cache that makes the next build fast. The batch
+profile is the node's: tuned (opt) for the number of cameras, valid from 1 to max_batch (0 = the
+number of cameras), so give the node's `cameras` count and `max_batch` to build the engine it uses.
 INT8 is explicit quantization: the engine is built from the QDQ model written by
 bisegunet-quantize (its scales are in the graph), with TensorRT's INT8 and FP16 kernels allowed.
 The node builds the same engine on first start when none matches.
@@ -21,11 +24,22 @@ from pathlib import Path
 from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
-from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path, prepare_cache_dir, resolve_engine,
-                           sha256_of, timing_cache_path)
+from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path, prepare_cache_dir, read_verified,
+                           resolve_engine, sha256_of, timing_cache_path, write_with_sidecar)
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30
+
+
+class TensorRTError(RuntimeError):
+    """TensorRT refused a call (it reports by return value); the message says which and with what."""
+
+
+def checked(result, call: str):
+    """`result` of TensorRT call `call`, or TensorRTError when TensorRT reported failure (None or False)."""
+    if result is None or result is False:
+        raise TensorRTError(f"TensorRT's {call} failed (see its log above)")
+    return result
 
 
 @dataclass(frozen=True)
@@ -54,11 +68,13 @@ def inspect_onnx(onnx: Path) -> OnnxFacts:
                      info.extra.get("precision") == "int8")
 
 
-def batch_range(facts: OnnxFacts, max_batch: int) -> tuple[int, int]:
-    """The profile's batch sizes: 1..max_batch for a dynamic batch, the fixed size otherwise."""
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-    return (facts.batch, facts.batch) if facts.batch else (1, max_batch)
+def batch_range(facts: OnnxFacts, opt_batch: int, max_batch: int = 0) -> tuple[int, int, int]:
+    """The profile's (min, opt, max) batch sizes for a dynamic batch: 1, the number of cameras (the batch the
+    node runs every call when all cameras keep up), max_batch (0 = opt_batch); the fixed size otherwise."""
+    max_batch = max_batch or opt_batch
+    if not 1 <= opt_batch <= max_batch:
+        raise ValueError(f"batch sizes must satisfy 1 <= cameras ({opt_batch}) <= max_batch ({max_batch})")
+    return (facts.batch,) * 3 if facts.batch else (1, opt_batch, max_batch)
 
 
 def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
@@ -73,39 +89,58 @@ def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
                          f"float model for {precision}")
 
 
-def current_key(cuda: CudaContext, onnx: Path, precision: str, batches: tuple[int, int]) -> EngineKey:
-    """The key an engine must have to run on this machine with this ONNX."""
+def current_key(cuda: CudaContext, onnx: Path, precision: str, batches: tuple[int, int, int],
+                tf32: bool) -> EngineKey:
+    """The key an engine must have to run on this machine with this ONNX and these builder settings."""
     trt = import_tensorrt()
     return EngineKey(trt.__version__, cuda.name, cuda.compute_capability, precision, sha256_of(onnx),
-                     f"{batches[0]}-{batches[1]}")
+                     "-".join(map(str, batches)), "on" if tf32 else "off")
 
 
-def build_engine(onnx: Path, engine: Path, precision: str, input_name: str, batches: tuple[int, int],
-                 timing_file: Path) -> None:
-    """Parse `onnx`, build for `precision` with a profile over `batches`, write `engine` and the timing cache.
+def use_timing_cache(trt, config, timing_file: Path) -> None:
+    """Give the build the timing cache of earlier builds when it is intact and TensorRT accepts it, else an
+    empty one (with a warning): a damaged cache costs build time, never the build."""
+    data = read_verified(timing_file) or b""
+    timing = config.create_timing_cache(data)
+    if timing is not None and config.set_timing_cache(timing, ignore_mismatch=False):
+        return
+    if data:
+        log.warning("timing cache %s was refused by TensorRT %s; building without it", timing_file,
+                    trt.__version__)
+        timing = config.create_timing_cache(b"")
+        if timing is not None and config.set_timing_cache(timing, ignore_mismatch=False):
+            return
+    raise TensorRTError("TensorRT's create_timing_cache/set_timing_cache failed for an empty cache")
+
+
+def build_engine(onnx: Path, precision: str, input_name: str, batches: tuple[int, int, int], tf32: bool,
+                 timing_file: Path) -> bytes:
+    """Parse `onnx`, build for `precision` with a profile over `batches`; the serialized engine. Writes the
+    timing cache (with its sidecar) for the next build.
 
     Runs with a CUDA context current (the builder uses the CUDA runtime).
     """
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
+    builder = checked(trt.Builder(logger), "Builder()")
+    network = checked(builder.create_network(0), "create_network")
+    parser = checked(trt.OnnxParser(network, logger), "OnnxParser()")
     if not parser.parse_from_file(str(onnx)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"{onnx}: TensorRT could not parse it: {errors or 'no error reported'}")
-    config = builder.create_builder_config()
+    config = checked(builder.create_builder_config(), "create_builder_config")
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
-    if not config.set_timing_cache(timing, ignore_mismatch=False):
-        log.warning("timing cache %s does not fit this TensorRT; building without it", timing_file)
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    use_timing_cache(trt, config, timing_file)
 
     shape = tuple(network.get_input(0).shape)
     if shape[0] == -1:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, (batches[0], *shape[1:]), (batches[1], *shape[1:]), (batches[1], *shape[1:]))
-        config.add_optimization_profile(profile)
+        profile = checked(builder.create_optimization_profile(), "create_optimization_profile")
+        profile.set_shape(input_name, *[(batch, *shape[1:]) for batch in batches])
+        if config.add_optimization_profile(profile) < 0:
+            raise TensorRTError(f"TensorRT refused the optimization profile for {input_name}, batch "
+                                f"{'-'.join(map(str, batches))} (min-opt-max)")
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default in TensorRT's builder config
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
@@ -113,28 +148,27 @@ def build_engine(onnx: Path, engine: Path, precision: str, input_name: str, batc
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx} (see its log above)")
-    tmp = engine.with_name(engine.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(engine)
-    timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
-    log.info("wrote %s (%s) and timing cache %s", engine, precision, timing_file)
+        raise TensorRTError(f"TensorRT failed to build an engine from {onnx} (see its log above)")
+    timing = checked(config.get_timing_cache(), "get_timing_cache")
+    write_with_sidecar(timing_file, bytes(checked(timing.serialize(), "ITimingCache.serialize")))
+    log.info("built %s engine from %s; timing cache %s", precision, onnx, timing_file)
+    return bytes(serialized)
 
 
-def ensure_engine(cuda: CudaContext, onnx: Path, precision: str, max_batch: int, cache_dir: Path,
-                  rebuild: bool = False) -> Path:
-    """An engine valid for this machine, `onnx`, `precision` and batch range, built when needed.
+def ensure_engine(cuda: CudaContext, onnx: Path, precision: str, cameras: int, max_batch: int, tf32: bool,
+                  cache_dir: Path, rebuild: bool = False) -> Path:
+    """An engine valid for this machine, `onnx`, `precision`, batch profile and TF32 setting, built when needed.
 
     Call with `cuda` current.
     """
     facts = inspect_onnx(onnx)
     check_precision(onnx, facts, precision)
-    batches = batch_range(facts, max_batch)
-    key = current_key(cuda, onnx, precision, batches)
+    batches = batch_range(facts, cameras, max_batch)
+    key = current_key(cuda, onnx, precision, batches, tf32)
     if rebuild:
         engine_path(cache_dir, onnx, key).unlink(missing_ok=True)
-    return resolve_engine(cache_dir, onnx, key, lambda src, dst: build_engine(
-        src, dst, precision, facts.input_name, batches, timing_cache_path(cache_dir, onnx, key)))
+    return resolve_engine(cache_dir, onnx, key, lambda src: build_engine(
+        src, precision, facts.input_name, batches, tf32, timing_cache_path(cache_dir, onnx, key)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", required=True, type=Path, help="model written by bisegunet-export (or -quantize)")
     parser.add_argument("--precision", default="fp16", choices=PRECISIONS,
                         help="int8 needs the QDQ model from bisegunet-quantize")
-    parser.add_argument("--max-batch", type=int, default=4, help="largest batch (cameras per call)")
+    parser.add_argument("--cameras", type=int, default=1,
+                        help="cameras of the node: the batch the engine is tuned for (profile opt)")
+    parser.add_argument("--max-batch", type=int, default=0,
+                        help="largest batch the engine takes (profile max); 0 = the number of cameras")
+    parser.add_argument("--no-tf32", dest="tf32", action="store_false",
+                        help="forbid TF32 tactics for FP32 layers (TensorRT allows them by default)")
     parser.add_argument("--engine-cache-dir", default="",
                         help="where engines are written (default $ROS_HOME/bisegunet_engines, ~/.ros when unset)")
     args = parser.parse_args(argv)
@@ -159,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         cuda = CudaContext(0)
         try:
             with cuda.current("building the TensorRT engine"):
-                engine = ensure_engine(cuda, args.onnx, args.precision, args.max_batch, cache_dir, rebuild=True)
+                engine = ensure_engine(cuda, args.onnx, args.precision, args.cameras, args.max_batch, args.tf32,
+                                       cache_dir, rebuild=True)
         finally:
             cuda.close()
     except (ModelError, EngineCacheError, TensorRTUnavailable, CudaError, ValueError, RuntimeError) as exc:

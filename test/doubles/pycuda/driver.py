@@ -78,6 +78,8 @@ class Context:
         self.simulated.refcount -= 1
         if self.simulated in gpu.stack():
             gpu.stack().remove(self.simulated)
+        if self.simulated.refcount == 0:
+            gpu.release(self.simulated)
 
     @staticmethod
     def synchronize() -> None:
@@ -91,8 +93,7 @@ class Context:
 
 class DeviceAllocation:
     def __init__(self, nbytes: int):
-        gpu.require_context("cuMemAlloc")
-        self.address = gpu.memory.alloc(nbytes)
+        self.address = gpu.memory.alloc(nbytes, gpu.require_context("cuMemAlloc"))
         self.nbytes = nbytes
         self.freed = False
 
@@ -112,12 +113,23 @@ def mem_alloc(nbytes: int) -> DeviceAllocation:
     return DeviceAllocation(int(nbytes))
 
 
+class HostAllocation(bytearray):
+    """Page-locked host memory; the `base` of the arrays pagelocked_empty returns (pycuda's documented way to free
+    one now: `array.base.free()`; otherwise it is freed when it becomes unreachable)."""
+
+    def free(self) -> None:
+        gpu.require_context("cuMemFreeHost")
+        gpu.memory.pinned.pop(id(self), None)
+
+
 def pagelocked_empty(shape, dtype, order: str = "C", mem_flags: int = 0) -> np.ndarray:
     """Page-locked host memory (cuMemHostAlloc needs a current context)."""
-    gpu.require_context("cuMemHostAlloc")
-    array = np.empty(shape, dtype, order=order)
+    context = gpu.require_context("cuMemHostAlloc")
+    dtype = np.dtype(dtype)
+    allocation = HostAllocation(max(int(np.prod(shape)) * dtype.itemsize, 1))
+    array = np.ndarray(shape, dtype, buffer=allocation, order=order)
     start = array.__array_interface__["data"][0]
-    gpu.memory.pinned.append((start, start + array.nbytes))
+    gpu.memory.pinned[id(allocation)] = (start, start + array.nbytes, context)
     return array
 
 

@@ -4,8 +4,10 @@ Not the real library: TensorRT cannot be installed here. It follows TensorRT 10'
 semantics where the code depends on them: the named-tensor API (`num_io_tensors`,
 `get_tensor_name/mode/shape/dtype`, `get_tensor_profile_shape`), failures reported by return
 value (`deserialize_cuda_engine` -> None, `set_input_shape`/`execute_async_v3` -> False,
-`build_serialized_network` -> None, `parse_from_file` -> False with errors), an optimization
-profile required for a dynamic input, the ONNX parser's refusal of asymmetric or uint8 Q/DQ.
+`build_serialized_network` -> None, `parse_from_file` -> False with errors, `create_timing_cache`
+-> None for bytes that are not a timing cache, `deserialize_cuda_engine` -> None for garbage or a
+truncated engine), an optimization profile required for a dynamic input, the ONNX parser's refusal
+of asymmetric or uint8 Q/DQ, BuilderFlag.TF32 set by default in a new builder config.
 `execute_async_v3` queues the network on the CUDA stream (simulated_gpu): it reads the input
 from device memory, runs the ONNX graph the engine was built from with ONNX Runtime, and writes
 the outputs to device memory, so tests check real data flow.
@@ -13,7 +15,7 @@ the outputs to device memory, so tests check real data flow.
 Test controls (environment):
 - TENSORRT_DOUBLE_VERSION: the reported version (default 10.3.0),
 - TENSORRT_DOUBLE_CONTROL: a file; while it holds a line `execute` (or `set_input_shape`), that
-  call returns False,
+  call returns False; `create_timing_cache` makes that call return None,
 - TENSORRT_DOUBLE_LOG: a file to which each execution appends `execute <thread name>`.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ import simulated_gpu as gpu
 
 __version__ = os.environ.get("TENSORRT_DOUBLE_VERSION", "10.3.0")
 _MAGIC = b"TRTDOUBLE\n"
+_TIMING_MAGIC = b"TRTTIMING\n"
 
 
 def _control(call: str) -> bool:
@@ -92,6 +95,7 @@ class TensorIOMode(enum.Enum):
 class BuilderFlag(enum.Enum):
     FP16 = 0
     INT8 = 1
+    TF32 = 2
 
 
 class MemoryPoolType(enum.Enum):
@@ -195,16 +199,16 @@ class IOptimizationProfile:
 
 
 class ITimingCache:
-    def __init__(self, data: bytes):
-        self.data = data or b"timing-cache"
+    def __init__(self, entries: list[str]):
+        self.entries = entries
 
     def serialize(self) -> bytes:
-        return self.data
+        return _TIMING_MAGIC + json.dumps(self.entries).encode()
 
 
 class IBuilderConfig:
     def __init__(self):
-        self.flags: set[BuilderFlag] = set()
+        self.flags: set[BuilderFlag] = {BuilderFlag.TF32}   # TensorRT's default
         self.profiles: list[IOptimizationProfile] = []
         self.timing_cache: ITimingCache | None = None
 
@@ -214,6 +218,9 @@ class IBuilderConfig:
     def set_flag(self, flag: BuilderFlag) -> None:
         self.flags.add(flag)
 
+    def clear_flag(self, flag: BuilderFlag) -> None:
+        self.flags.discard(flag)
+
     def get_flag(self, flag: BuilderFlag) -> bool:
         return flag in self.flags
 
@@ -221,8 +228,19 @@ class IBuilderConfig:
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
-    def create_timing_cache(self, data: bytes) -> ITimingCache:
-        return ITimingCache(data)
+    def create_timing_cache(self, data: bytes) -> ITimingCache | None:
+        """An empty cache for b"", the serialized one otherwise; None (with an error) for other bytes."""
+        if _control("create_timing_cache"):
+            return None
+        if not data:
+            return ITimingCache([])
+        try:
+            if not data.startswith(_TIMING_MAGIC):
+                raise ValueError("no timing cache header")
+            return ITimingCache(list(json.loads(data[len(_TIMING_MAGIC):])))
+        except (ValueError, TypeError):
+            print("[TRT] [E] ITimingCache: the serialized timing cache is corrupt", flush=True)
+            return None
 
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
         self.timing_cache = cache
@@ -266,7 +284,10 @@ class Builder:
                         for mode, group in (("INPUT", network.inputs), ("OUTPUT", network.outputs)) for t in group],
             "profile": {t.name: [list(s) for s in shapes] for t, shapes in zip(network.inputs, profiles)},
             "flags": sorted(f.name for f in config.flags),
+            "onnx_bytes": len(network.onnx),
         }
+        if config.timing_cache is not None:
+            config.timing_cache.entries.append(f"{len(config.timing_cache.entries)}")
         return _MAGIC + json.dumps(header).encode() + b"\n" + network.onnx
 
 
@@ -380,7 +401,15 @@ class Runtime:
             self.logger.log(Logger.ERROR, "IRuntime::deserializeCudaEngine: not a serialized engine")
             return None
         header_text, _, onnx = data[len(_MAGIC):].partition(b"\n")
-        header = json.loads(header_text)
+        try:
+            header = json.loads(header_text)
+            complete = len(onnx) == header["onnx_bytes"]
+        except (ValueError, KeyError, TypeError):
+            complete = False
+        if not complete:
+            self.logger.log(Logger.ERROR, "IRuntime::deserializeCudaEngine: the serialized engine is truncated "
+                                          "or corrupt")
+            return None
         if header["version"] != __version__:
             self.logger.log(Logger.ERROR, f"engine built by TensorRT {header['version']}, this is {__version__}")
             return None
