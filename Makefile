@@ -10,6 +10,8 @@ PYTEST_ARGS ?=
 # DDS stays on this machine, on a domain of its own (never the LAN, never another run).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-100 -n 1)
+# The tests' own domain (test/isolation.py ignores the shell's ROS_DOMAIN_ID: on a vehicle, the car's graph).
+export BISEGUNET_TEST_DOMAIN_ID ?= $(shell shuf -i 1-100 -n 1)
 
 MSG_STAMP    := bisegunet_ros/msg/__init__.py
 PREFIX_STAMP := $(VENV)/.prefix-done

@@ -23,7 +23,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data, qos_profile_system_default, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from . import node_params
+from . import dds_profile, node_params
 from .backends import load_backend
 from .image_codec import ImageDecodeError, decode_message, image_message
 from .model_info import ModelError
@@ -47,8 +47,11 @@ class SegmentNode(Node):
     def __init__(self, **kwargs):
         super().__init__("segment_node", **kwargs)
         self._worker: threading.Thread | None = None  # destroy_node may run on a node whose start failed
+        fine, profile = dds_profile.describe()
+        (self.get_logger().info if fine else self.get_logger().warning)(profile)  # before any topic exists
         self.params = p = node_params.declare(self)
-        backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"])
+        backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"],
+                               len(p["cameras"]), p["max_batch"], p["tf32"])
         classes = backend.info.classes
         self.mask_ids = node_params.resolve_classes(classes, p, "mask_classes")
         self.pipeline = SegmentationPipeline(backend, p["output_resolution"],

@@ -4,7 +4,7 @@
 
 Arguments (`ros2 launch bisegunet_ros segment.launch.py --show-args`): model, cameras (namespaces;
 each <ns>/image in, <ns>/segmentation/* out), params_file (defaults to the installed
-config/segment.yaml), backend, precision, output_resolution, input_qos, transport (empty: as in
+config/segment.yaml), backend, precision, max_batch, tf32, output_resolution, input_qos, transport (empty: as in
 params_file), namespace, dds_profile, use_rviz. A camera driver that publishes elsewhere is
 connected by choosing its namespace in `cameras` (a driver's `/front/image` -> cameras:="[front]"),
 or by a remapping in a launch file of your own that includes this one (docs/node.md).
@@ -23,12 +23,15 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from bisegunet_ros.dds_profile import profile_environment
 from bisegunet_ros.rviz_config import write_rviz_config
 
 # Launch arguments that override the parameters file only when given (default "").
 OVERRIDES = {
     "backend": "auto | onnxruntime | onnxruntime-cuda | tensorrt",
     "precision": "TensorRT engine precision: fp32 | fp16 | int8",
+    "max_batch": "TensorRT engine's largest batch; 0 = number of cameras",
+    "tf32": "TensorRT: TF32 tactics for FP32 layers, true | false",
     "output_resolution": "input | network",
     "input_qos": "sensor_data | reliable | system_default",
     "transport": "raw | compressed",
@@ -65,7 +68,7 @@ def _launch_setup(context: LaunchContext) -> list:
         executable="segment_node",
         namespace=arg("namespace"),
         parameters=[arg("params_file"), overrides],
-        additional_env={} if profile.lower() in OFF else {"FASTDDS_DEFAULT_PROFILES_FILE": profile},
+        additional_env={} if profile.lower() in OFF else profile_environment(profile),
         output="screen",
     )
     actions = [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_fail_unless_clean))]
@@ -89,7 +92,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
         DeclareLaunchArgument(
             "dds_profile", default_value=PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
-            description="Fast DDS profile for the node (FASTDDS_DEFAULT_PROFILES_FILE); the default, shared memory "
+            description="Fast DDS profile for the node (FASTRTPS_DEFAULT_PROFILES_FILE for Humble and Jazzy, "
+                        "FASTDDS_DEFAULT_PROFILES_FILE for Kilted: both are set); the default, shared memory "
                         "for large images, is what makes a best-effort camera stream arrive; 'none' = Fast DDS "
                         "defaults. The camera driver's process needs the same profile (docs/node.md)"),
         DeclareLaunchArgument("use_rviz", default_value="false",

@@ -1,8 +1,7 @@
 """Test fixtures shared by the whole suite.
 
-DDS is confined to this machine and to a domain of this run's own before anything can import
-rclpy: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (ROS_LOCALHOST_ONLY is ignored by Kilted) and a
-random ROS_DOMAIN_ID unless the caller (make test) already chose one.
+DDS is confined to this machine and to a domain of this run's own, and message fields are type
+checked, before anything can import rclpy, for this process and every subprocess (isolation.py).
 """
 from __future__ import annotations
 
@@ -12,8 +11,9 @@ import random
 import sys
 from pathlib import Path
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+from isolation import isolate
+
+isolate(os.environ)
 
 import pytest  # noqa: E402
 

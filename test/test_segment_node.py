@@ -1,8 +1,10 @@
 """The segmentation node in its own process, over real DDS on localhost, against the pure pipeline."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,12 +27,12 @@ CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 
             "yuyv": 2, "yuv422_yuy2": 2, "bayer_rggb8": 1, "bayer_bggr8": 1, "bayer_gbrg8": 1, "bayer_grbg8": 1}
 
 
-def start_node(model, *params: str) -> RosProcess:
+def start_node(model, *params: str, env: dict | None = None) -> RosProcess:
     args = [f"model_path:={model}", *params]
     cmd = [sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args"]
     for a in args:
         cmd += ["-p", a]
-    return RosProcess(cmd)
+    return RosProcess(cmd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,17 @@ def test_invalid_parameter_is_refused_at_start(model):
     output = proc.stop()
     assert proc.proc.returncode != 0
     assert "output_resolution" in output and "input, network" in output
+
+
+def test_the_node_logs_which_dds_profile_is_in_effect(model):
+    """Humble's Fast DDS 2 reads only FASTRTPS_DEFAULT_PROFILES_FILE: a profile named only the Kilted way is lost."""
+    profile = Path(__file__).resolve().parents[1] / "config" / "fastdds_shm.xml"
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ
+    proc = start_node(model, env={"ROS_DISTRO": "humble", "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})
+    proc.wait_for_topics(["/camera/segmentation/label"])
+    output = proc.stop()
+    assert (f"DDS profile: none in effect: the Fast DDS of ROS humble reads FASTRTPS_DEFAULT_PROFILES_FILE, which "
+            f"is unset; it ignores FASTDDS_DEFAULT_PROFILES_FILE={profile}") in output
 
 
 def test_missing_model_is_one_clear_error(tmp_path):

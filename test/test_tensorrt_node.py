@@ -86,6 +86,13 @@ def test_tensorrt_node_segments_on_its_worker_thread(node):
     assert threads == {"segmentation"}        # the engine ran on the worker thread only
 
 
+def test_tensorrt_node_engine_is_tuned_for_its_cameras(node):
+    """max_batch 0 (the default): the profile takes and is tuned for one frame per camera (one camera here)."""
+    control = node[2]
+    engines = [p.name for p in (control.parent / "engines").glob("*.engine")]
+    assert len(engines) == 1 and ".fp16.b1-1-1.trt" in engines[0], engines
+
+
 def test_tensorrt_node_failing_execute_reports_error_publishes_nothing_and_recovers(node):
     client, proc, control, _, pipeline = node
     labels = client.subscribe("/camera/segmentation/label", Image, depth=100)
