@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from bench.machine import describe, markdown_header, write_results
+from bisegunet_ros.dds_profile import profile_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"Fast DDS defaults (UDP)": None, "shared memory (config/fastdds_shm.xml)": ROOT / "config/fastdds_shm.xml"}
@@ -238,7 +239,7 @@ def through_node(model: Path, frames: int, frame_size: tuple[int, int], profile:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(101, 200))))
     if profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+        env.update(profile_environment(str(profile)))
     node = subprocess.Popen([sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args", "-p",
                              f"model_path:={model}", "-p", "backend:=onnxruntime", "-p", "input_qos:=reliable"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -4,7 +4,7 @@
 
 Waits until a subscriber has matched, then publishes `frames` frames stamped on the driver's
 schedule (frame i at t0 + i / rate), like a camera, and prints how many it sent. Its Fast DDS
-profile comes from the environment (FASTDDS_DEFAULT_PROFILES_FILE), as a real driver's would.
+profile comes from the environment (FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE), as a real driver's would.
 """
 from __future__ import annotations
 

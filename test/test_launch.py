@@ -47,6 +47,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from bisegunet_ros.dds_profile import profile_environment  # noqa: E402
 from bisegunet_ros.msg import SegmentationInfo  # noqa: E402
 from bisegunet_ros.rviz_config import write_rviz_config  # noqa: E402
 from ros_client import RosClient  # noqa: E402
@@ -154,7 +155,7 @@ def test_a_best_effort_camera_stream_reaches_the_node(client):
 
     assert client.spin_until(lambda: driver_camera() is not None, timeout=20)
     before = int(driver_camera()["received"])
-    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(SHARE / "config" / "fastdds_shm.xml"))
+    env = dict(os.environ, **profile_environment(str(SHARE / "config" / "fastdds_shm.xml")))
     driver = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "camera_driver.py"), f"/{DRIVER_CAMERA}/image",
          *[f"--{k}={v}" for k, v in STREAM.items()]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
