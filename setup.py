@@ -12,6 +12,7 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 SHARED = ("config", "models")     # what CMakeLists.txt installs to share/bisegunet_ros as well
+ZSTD_BACKPORT = "backports.zstd>=1.0; python_version < '3.14'"
 
 
 class BuildPyWithShare(build_py):
@@ -45,9 +46,10 @@ setup(
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.18", "PyYAML>=6"],
     extras_require={
         # bisegunet-eval-bag and bisegunet-make-bag (no torch): pip install "bisegunet_ros[eval]"
-        "eval": ["rosbags>=0.10", "matplotlib>=3.7", "tqdm>=4.60"],
+        # backports.zstd: zstd-compressed bags before Python 3.14 (Humble's 3.10), read by rosbags and bag_io
+        "eval": ["rosbags>=0.10", ZSTD_BACKPORT, "matplotlib>=3.7", "tqdm>=4.60"],
         "training": ["torch>=2.3", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
-                     "tensorboard>=2.14", "rosbags>=0.10"],
+                     "tensorboard>=2.14", "rosbags>=0.10", ZSTD_BACKPORT],
         # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
         "compare": ["torchvision>=0.13"],
     },

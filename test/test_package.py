@@ -78,6 +78,8 @@ def test_ament_build_installs_an_importable_tree(tmp_path):
     assert executables and all(os.access(e, os.X_OK) for e in executables)
     assert "from bisegunet_ros.evaluation.evaluate_bag import main" in (
         prefix / "lib/bisegunet_ros/evaluate_bag").read_text()
+    commands = ("bisegunet-segment-node", "bisegunet-eval-bag", "bisegunet-build-engine")  # setup.py's names
+    assert all(os.access(prefix / "bin" / c, os.X_OK) for c in commands), sorted(os.listdir(prefix / "bin"))
 
     probe = ("import bisegunet_ros, bisegunet_ros.classes\n"
              "from bisegunet_ros.msg import ClassMasks, SegmentationInfo\n"
@@ -92,6 +94,9 @@ def test_ament_build_installs_an_importable_tree(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], env=run_env, cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    usage = subprocess.run([sys.executable, str(prefix / "bin" / "bisegunet-eval-bag"), "--help"], env=run_env,
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert usage.returncode == 0 and "usage:" in usage.stdout, usage.stderr
     found, imported = result.stdout.strip().splitlines()
     assert imported.startswith(str(site)), "imported the source tree, not the installed one"
     share = prefix / "share/bisegunet_ros"      # found through ament_index_python, as on a ROS install

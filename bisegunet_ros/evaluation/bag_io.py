@@ -3,6 +3,8 @@
 A bag that is still being recorded, or was cut off, is read as far as it is valid, with a
 warning: `ros2 bag record` writes metadata.yaml only when it closes, and a crash leaves an MCAP
 file without its footer. Both cases fall back to reading the storage file record by record.
+Zstd-compressed bags need `compression.zstd` (Python 3.14) or, before 3.14 (Humble's Python
+3.10), the package `backports.zstd`; without it the failure says which package to install.
 """
 from __future__ import annotations
 
@@ -12,9 +14,17 @@ import struct
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 
-from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
+ZSTD_MISSING = ("the Python package 'backports.zstd' is not installed: before Python 3.14 it is what reads "
+                "zstd-compressed bags (pip install backports.zstd)")
+try:
+    from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
+except ModuleNotFoundError as exc:  # rosbags imports backports.zstd at import time
+    if (exc.name or "").startswith("backports"):
+        raise ImportError(f"rosbags cannot be imported: {ZSTD_MISSING}") from exc
+    raise
 from rosbags.typesys import Stores, get_typestore
 
 log = logging.getLogger(__name__)
@@ -105,15 +115,24 @@ def _read_sqlite_partial(db: Path, topics, topics_only: bool):
         log.warning("%s: stopped at a corrupt page (%s)", db, exc)
 
 
+def zstd_module() -> ModuleType:
+    """The zstd module: the standard library's from Python 3.14, `backports.zstd` before; BagError naming the
+    package when neither is importable."""
+    try:
+        from compression import zstd  # Python 3.14
+    except ImportError:
+        try:
+            from backports import zstd
+        except ImportError as exc:
+            raise BagError(ZSTD_MISSING) from exc
+    return zstd
+
+
 def _decompress(data: bytes, compression: str) -> bytes:
     if compression == "":
         return data
     if compression == "zstd":
-        try:
-            from compression import zstd  # Python 3.14
-        except ImportError:
-            from backports import zstd
-        return zstd.decompress(data)
+        return zstd_module().decompress(data)
     if compression == "lz4":
         from lz4.frame import decompress
 

@@ -109,6 +109,13 @@ class DeviceAllocation:
             self.freed = True
 
 
+def mem_get_info() -> tuple[int, int]:
+    """(free, total) bytes of device memory (cuMemGetInfo needs a current context)."""
+    gpu.require_context("cuMemGetInfo")
+    total = 8 << 30
+    return total - sum(len(block) for block in gpu.memory.blocks.values()), total
+
+
 def mem_alloc(nbytes: int) -> DeviceAllocation:
     return DeviceAllocation(int(nbytes))
 
