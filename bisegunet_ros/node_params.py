@@ -30,8 +30,9 @@ SPECS: dict[str, Spec] = {
     "precision": Spec("fp16", "TensorRT engine precision", ("fp32", "fp16", "int8")),
     "engine_cache_dir": Spec("", "directory for TensorRT engines, created on demand; '' = "
                                  "$ROS_HOME/bisegunet_engines (ROS_HOME defaults to ~/.ros)"),
-    "max_batch": Spec(0, "TensorRT engine: largest batch (frames per call); 0 = the number of cameras. The engine "
-                         "is tuned for a batch of one frame per camera", range=(0, 64)),
+    "max_batch": Spec(0, "TensorRT engine: largest batch (frames per call; more cameras are split into several "
+                         "calls); 0 = the number of cameras. The engine is tuned for one frame per camera",
+                      range=(0, 64)),
     "tf32": Spec(True, "TensorRT engine: allow TF32 tactics for FP32 layers (TensorRT's default: on)"),
     "threads": Spec(0, "ONNX Runtime intra-op threads (0 = one per core)", range=(0, 256)),
     "cameras": Spec(["camera"], "camera namespaces: <ns>/image in, <ns>/segmentation/* out"),

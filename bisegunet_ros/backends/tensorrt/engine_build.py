@@ -70,11 +70,12 @@ def inspect_onnx(onnx: Path) -> OnnxFacts:
 
 def batch_range(facts: OnnxFacts, opt_batch: int, max_batch: int = 0) -> tuple[int, int, int]:
     """The profile's (min, opt, max) batch sizes for a dynamic batch: 1, the number of cameras (the batch the
-    node runs every call when all cameras keep up), max_batch (0 = opt_batch); the fixed size otherwise."""
+    node runs every call when all cameras keep up; max_batch when that is smaller, as the node then splits
+    its calls), max_batch (0 = opt_batch); the fixed size otherwise."""
     max_batch = max_batch or opt_batch
-    if not 1 <= opt_batch <= max_batch:
-        raise ValueError(f"batch sizes must satisfy 1 <= cameras ({opt_batch}) <= max_batch ({max_batch})")
-    return (facts.batch,) * 3 if facts.batch else (1, opt_batch, max_batch)
+    if opt_batch < 1 or max_batch < 1:
+        raise ValueError(f"cameras ({opt_batch}) and max_batch ({max_batch}, 0 = cameras) must be at least 1")
+    return (facts.batch,) * 3 if facts.batch else (1, min(opt_batch, max_batch), max_batch)
 
 
 def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
