@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.vehicle: not measuring: {reason}. This benchmark runs on the vehicle with TensorRT 10 and a "
               "CUDA GPU (docs/orin.md); nothing is measured elsewhere", file=sys.stderr)
         return 2
-    # DDS on loopback, on a domain of this run's own: never the running car's graph
-    os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1",
-                      ROS_DOMAIN_ID=str(random.randint(150, 200)), **profile_environment(str(PROFILE)))
+    if args.node:  # DDS on loopback, on a domain of this run's own (never the car's graph), for client and node
+        os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1",
+                          ROS_DOMAIN_ID=str(random.randint(150, 200)), **profile_environment(str(PROFILE)))
     Path(args.engine_cache_dir).mkdir(parents=True, exist_ok=True)
     try:
         info = ModelInfo.from_onnx(args.model)

@@ -222,8 +222,9 @@ def test_the_node_logs_which_dds_profile_is_in_effect(model):
     """Humble's Fast DDS 2 reads only FASTRTPS_DEFAULT_PROFILES_FILE: a profile named only the Kilted way is lost."""
     profile = Path(__file__).resolve().parents[1] / "config" / "fastdds_shm.xml"
     assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ
-    proc = start_node(model, env={"ROS_DISTRO": "humble", "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})
-    proc.wait_for_topics(["/camera/segmentation/label"])
+    proc = start_node(model, "cameras:=[dds_probe]",  # a topic of its own: no other test's node can answer for it
+                      env={"ROS_DISTRO": "humble", "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})
+    proc.wait_for_topics(["/dds_probe/segmentation/label"])
     output = proc.stop()
     assert (f"DDS profile: none in effect: the Fast DDS of ROS humble reads FASTRTPS_DEFAULT_PROFILES_FILE, which "
             f"is unset; it ignores FASTDDS_DEFAULT_PROFILES_FILE={profile}") in output
