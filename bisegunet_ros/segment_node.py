@@ -45,12 +45,14 @@ MISSING_WARN = 0.05  # fraction of a camera's frames lost in transport that turn
 
 class SegmentNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("segment_node", **kwargs)
+        super().__init__("segment_node", automatically_declare_parameters_from_overrides=True, **kwargs)
         self._worker: threading.Thread | None = None  # destroy_node may run on a node whose start failed
         self.params = p = node_params.declare(self)
         backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"])
         classes = backend.info.classes
-        self.mask_ids = node_params.resolve_classes(classes, p, "mask_classes")
+        self.mask_ids, warning = node_params.resolve_mask_classes(classes, p)
+        if warning:
+            self.get_logger().warning(warning)
         self.pipeline = SegmentationPipeline(backend, p["output_resolution"],
                                              tuple(node_params.resolve_classes(classes, p, "class_filter")),
                                              p["background_id"])
@@ -66,6 +68,15 @@ class SegmentNode(Node):
             f"model {p['model_path']} on {backend.name} ({backend.precision}), network "
             f"{backend.info.input_width}x{backend.info.input_height}, {len(classes)} classes, cameras "
             f"{list(self.publishers_of)} ({p['transport']})")
+
+    def declare_parameters(self, namespace, parameters, ignore_override=False):
+        """Node's, except that a value of None (an empty list [] given in a parameters file or with -p:
+        ROS cannot type it) is declared untyped, so that declaring the given parameters at creation
+        does not fail on it; node_params then declares each with its type and names what is wrong."""
+        for parameter in parameters:
+            if len(parameter) == 3 and parameter[1] is None:
+                parameter[2].dynamic_typing = True
+        return super().declare_parameters(namespace, parameters, ignore_override)
 
     def _add_camera(self, namespace: str) -> dict:
         """Publishers of one camera's outputs, by output name; subscribes to its images."""
@@ -228,7 +239,11 @@ def _stop_once(signum: int, frame) -> None:
 
 def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop_once)  # rclpy's handler (installed by init) shuts down, then calls this
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as exc:  # rcl's arguments: a --params-file that is missing or not YAML
+        rclpy.logging.get_logger("segment_node").error(str(exc).split(", at ")[0])
+        return 1
     try:
         node = SegmentNode()
     except (node_params.ParameterError, ModelError, ValueError, RuntimeError) as exc:
