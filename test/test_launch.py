@@ -195,7 +195,10 @@ def _finish(proc: subprocess.Popen, timeout: float) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for process in psutil.process_iter():   # the session: launch may run in a process group of its own
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getsid(process.pid) == proc.pid:
+                    process.kill()
         out, _ = proc.communicate()
         pytest.fail(f"ros2 launch did not end within {timeout} s:\n{out}")
     return out

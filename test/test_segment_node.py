@@ -227,8 +227,10 @@ def test_missing_model_is_one_clear_error(tmp_path):
 def _refused(*ros_args: str) -> str:
     """Start the node with `ros_args` and return its output, checking it refused in one line, exit code 1."""
     proc = RosProcess([sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args", *ros_args])
-    proc.proc.wait(30)
-    output = proc.stop()
+    try:
+        proc.proc.wait(30)
+    finally:
+        output = proc.stop()
     assert proc.proc.returncode == 1 and "Traceback" not in output, output
     return output
 
