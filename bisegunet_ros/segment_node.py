@@ -113,6 +113,7 @@ class SegmentNode(Node):
             wanted = tuple(name for name in OUTPUTS if self._wants(camera, name))
             self.stats.set_outputs(camera, wanted)
             if not wanted:
+                self.stats.record_skipped(camera)
                 continue  # nobody listens: no work
             t0 = time.perf_counter()
             try:
@@ -173,6 +174,7 @@ class SegmentNode(Node):
             postprocess_ms=times.postprocess_ms, total_ms=times.total_ms,
             frames_received=counts.received, frames_processed=counts.processed,
             frames_dropped=counts.dropped, frames_rejected=counts.rejected, frames_failed=counts.failed,
+            frames_skipped=counts.skipped, frames_waiting=counts.waiting,
             class_names=list(self.pipeline.classes.names),
             class_fractions=self.pipeline.class_fractions(result.labels).tolist())
 
@@ -196,12 +198,16 @@ class SegmentNode(Node):
             status.level, status.message = DiagnosticStatus.ERROR, f"inference failing: {s.last_error}"
         elif s.seconds_since_frame > self.params["stale_timeout"]:
             status.level, status.message = DiagnosticStatus.WARN, f"no frame for {s.seconds_since_frame:.1f} s"
+        elif s.received and not s.outputs:
+            status.level = DiagnosticStatus.OK
+            status.message = "frames arrive, but no output has a subscriber: none is segmented"
         else:
             status.level, status.message = DiagnosticStatus.OK, "segmenting"
         values = {
             "fps": f"{s.fps:.2f}", "latency_p50_ms": f"{s.latency_p50_ms:.2f}",
             "latency_p99_ms": f"{s.latency_p99_ms:.2f}", "received": s.received, "processed": s.processed,
-            "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "last_error": s.last_error,
+            "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "skipped": s.skipped,
+            "waiting": s.waiting, "last_error": s.last_error,
             "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
             "model": self.model_name, "outputs": ",".join(s.outputs),
             **s.stream.as_values(),  # transport loss: frames the stamps imply that never arrived

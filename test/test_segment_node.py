@@ -136,6 +136,44 @@ def test_outputs_without_subscribers_are_not_computed(two_cameras):
     assert outputs_of("front") == "label"
 
 
+def _add_up(c: dict) -> bool:
+    return c["received"] == sum(c[k] for k in ("processed", "dropped", "rejected", "failed", "skipped", "waiting"))
+
+
+def test_counters_add_up_with_frames_nobody_subscribed_to(model):
+    """Frames taken while no output had a subscriber count as skipped, so info's counters add up."""
+    proc = start_node(model, "cameras:=[count]")
+    proc.wait_for_topics(["/count/segmentation/info"])
+    client = RosClient("count_test_client")
+    try:
+        diagnostics = client.subscribe("/diagnostics", DiagnosticArray)
+
+        def status():
+            for array in reversed(diagnostics):
+                for s in array.status:
+                    if s.name.endswith(": count"):
+                        return s.message, {kv.key: kv.value for kv in s.values}
+            return "", {}
+
+        def skipped_some() -> bool:
+            client.publish("/count/image", raw_image("rgb8"))
+            return int(status()[1].get("skipped", 0)) >= 2
+
+        assert client.spin_until(skipped_some, 30), proc.stop()
+        message, values = status()
+        assert "no output has a subscriber" in message and float(values["received_hz"]) > 0, values
+        assert _add_up({k: int(v) for k, v in values.items() if k in ("received", "processed", "dropped",
+                       "rejected", "failed", "skipped", "waiting")}), values
+        info = client.request("/count/image", raw_image("rgb8"),
+                              client.subscribe("/count/segmentation/info", SegmentationInfo))
+    finally:
+        client.close()
+        proc.stop()
+    assert info is not None and info.frames_skipped >= 2
+    assert _add_up({k: getattr(info, f"frames_{k}") for k in ("received", "processed", "dropped", "rejected",
+                                                               "failed", "skipped", "waiting")}), info
+
+
 def test_stale_camera_warns_in_diagnostics(two_cameras):
     client, _ = two_cameras
     diagnostics = client.subscribe("/diagnostics", DiagnosticArray)

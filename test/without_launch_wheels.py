@@ -1,4 +1,4 @@
-"""Run pytest as a checkout without the launch wheels sees the suite (no ../shared beside the clone).
+"""Run pytest as a checkout without the launch wheels sees the suite (a clone with nothing beside it).
 
 The ROS 2 launch system, the `ros2` command's packages and what `make setup` installs with them
 (docs/install.md) cannot be imported in this process, and their pytest plugins are not loaded, so
