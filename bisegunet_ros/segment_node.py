@@ -69,7 +69,7 @@ class SegmentNode(Node):
             f"{backend.info.input_width}x{backend.info.input_height}, {len(classes)} classes, cameras "
             f"{list(self.publishers_of)} ({p['transport']})")
 
-    def declare_parameters(self, namespace, parameters, ignore_override=False):
+    def declare_parameters(self, namespace: str, parameters: list, ignore_override: bool = False) -> list:
         """Node's, except that a value of None (an empty list [] given in a parameters file or with -p:
         ROS cannot type it) is declared untyped, so that declaring the given parameters at creation
         does not fail on it; node_params then declares each with its type and names what is wrong."""

@@ -278,9 +278,11 @@ def test_a_missing_file_argument_ends_the_launch_before_anything_starts(argument
     assert "process started" not in out and "Traceback" not in out, out
 
 
-@pytest.mark.skipif(not (ROOT / ".venv").is_dir(), reason="the venv world only (make setup); a colcon install has install/setup.bash")
+@pytest.mark.skipif(not (ROOT / ".venv").is_dir(),
+                    reason="the venv world only (make setup); a colcon install has install/setup.bash")
 def test_venv_setup_gives_a_plain_shell_ros2_run_and_the_package():
-    """`source venv_setup.bash` in a shell with nothing set: `ros2 pkg prefix` finds the venv, `ros2 run` the node."""
+    """`source venv_setup.bash` in a shell with nothing set: `ros2 pkg prefix` finds the venv, and
+    `ros2 run` the node."""
     env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin", "ROS_DOMAIN_ID": os.environ["ROS_DOMAIN_ID"]}
     script = ("source venv_setup.bash && ros2 pkg prefix bisegunet_ros && "
               "ros2 run bisegunet_ros segment_node --ros-args -p model_path:=/nonexistent/model.onnx")
