@@ -48,12 +48,13 @@ $(VENV)/.requirements-done: requirements.txt | $(VENV)/bin/python
 	$(PIP) install -q -r requirements.txt
 	touch $@
 
-# The launch wheels with --no-deps (they declare ROS names; PyPI's `launch` is another project), their
-# PyPI dependencies, and composition_interfaces (imported by launch_ros.actions) built like msg/.
+# The launch wheels' PyPI dependencies, then the wheels with --no-deps (they declare ROS names such as
+# ament_index_python, which pip's resolver would report missing; PyPI's `launch` is another project),
+# and composition_interfaces (imported by launch_ros.actions) built like msg/.
 ifneq ($(ROS2_STAMP),)
 $(ROS2_STAMP): $(ROS2_WHEELS) cmake/pypi_wheels_fix.cmake | $(VENV)/.requirements-done
-	$(PIP) install -q --no-deps --no-index $(ROS2_WHEELS)
 	$(PIP) install -q osrf-pycommon lark psutil packaging
+	$(PIP) install -q --no-deps --no-index $(ROS2_WHEELS)
 	$(call rosidl_build,$(ROS2_PYTHON)/src/composition_interfaces,build/composition_interfaces)
 	touch $@
 endif
@@ -84,10 +85,14 @@ test: setup
 
 # `ros2 launch bisegunet_ros segment.launch.py $(LAUNCH_ARGS)` from the venv, DDS on this machine.
 # LAUNCH_ARGS is split before each `name:=` (so cameras:=[front, rear] needs no quotes; quotes are dropped).
-# Launch runs in a process group of its own (set -m): Ctrl-C reaches launch and its nodes once, as a
-# group, the way a terminal's Ctrl-C does, and the recipe waits until launch has shut them down.
-launch: SHELL := /bin/bash
+# Launch runs in a process group of its own (set -m): Ctrl-C (SIGINT) or SIGTERM to make reaches launch
+# and its nodes once, as a SIGINT to the group, the way a terminal's Ctrl-C does, and the recipe waits
+# until launch has shut them down. The recipe's shell starts with SIGINT at its default: make started
+# in the background of a script inherits SIGINT ignored, and bash cannot trap a signal ignored at entry.
+launch: SHELL := env --default-signal=INT /bin/bash
 launch: setup
+	@echo "make launch: ROS_DOMAIN_ID=$$ROS_DOMAIN_ID; to join it from another shell:" \
+	  "export ROS_DOMAIN_ID=$$ROS_DOMAIN_ID; source $(abspath venv_setup.bash)"
 	@set -f -m; args=(); for word in $(LAUNCH_ARGS); do word=$${word//\"/}; \
 	  case "$$word" in *:=*) args+=("$$word");; *) args[$${#args[@]}-1]+=" $$word";; esac; done; \
 	  $(ROS_ENV) ros2 launch bisegunet_ros segment.launch.py "$${args[@]}" & pid=$$!; set +m; \

@@ -4,6 +4,10 @@ Subscription callbacks, the worker thread and the diagnostics timer run on diffe
 and all touch this state; every access goes through one lock, and readers get immutable
 snapshots, so nothing iterates a deque that another thread appends to. Each camera keeps only
 its newest frame: a frame replaced before the worker took it is counted as dropped, never queued.
+
+Every frame received is counted once more when its fate is known, so that at every snapshot
+received = processed + dropped + rejected + failed + skipped + waiting, where waiting (0 to 2) is
+the frame in the mailbox and the one the worker has taken and not yet settled (docs/node.md).
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ class CameraSnapshot:
     dropped: int            # replaced by a newer frame before inference
     rejected: int           # bad input
     failed: int             # inference failed; nothing was published for it
-    fps: float              # frames processed per second over the recent window
+    skipped: int            # taken while no output had a subscriber: not segmented
+    waiting: int            # received, not yet one of the above: in the mailbox or in the worker (0-2)
+    fps: float              # frames processed per second, recently (0 once none for fps_window_s)
     latency_p50_ms: float
     latency_p99_ms: float
     seconds_since_frame: float
@@ -45,6 +51,8 @@ class _Camera:
     dropped: int = 0
     rejected: int = 0
     failed: int = 0
+    skipped: int = 0
+    taken: int = 0          # frames of this camera the worker took that no record_* has settled yet
     failing: bool = False
     last_error: str = ""
     outputs: tuple[str, ...] = ()
@@ -96,6 +104,7 @@ class NodeStats:
             taken = [(name, c.pending) for name, c in self._cameras.items() if c.pending is not None]
             for name, _ in taken:
                 self._cameras[name].pending = None
+                self._cameras[name].taken += 1
             return taken
 
     def close(self) -> None:
@@ -104,7 +113,15 @@ class NodeStats:
             self._closed = True
             self._wake.notify_all()
 
-    # What happened to the frames taken.
+    # What happened to the frames taken: each record_* settles the camera's frame that the worker took
+    # and counts nothing for a camera whose frame is settled already (a failure after some were counted).
+
+    def _settle(self, camera: Hashable) -> _Camera | None:
+        state = self._cameras[camera]
+        if not state.taken:
+            return None
+        state.taken -= 1
+        return state
 
     def set_outputs(self, camera: Hashable, outputs: tuple[str, ...]) -> None:
         with self._wake:
@@ -112,11 +129,18 @@ class NodeStats:
 
     def record_rejected(self, camera: Hashable) -> None:
         with self._wake:
-            self._cameras[camera].rejected += 1
+            if state := self._settle(camera):
+                state.rejected += 1
+
+    def record_skipped(self, camera: Hashable) -> None:
+        with self._wake:
+            if state := self._settle(camera):
+                state.skipped += 1
 
     def record_processed(self, camera: Hashable, latency_ms: float) -> None:
         with self._wake:
-            state = self._cameras[camera]
+            if not (state := self._settle(camera)):
+                return
             state.processed += 1
             state.failing = False
             state.latencies_ms.append(latency_ms)
@@ -125,7 +149,8 @@ class NodeStats:
     def record_failed(self, cameras: Iterable[Hashable], error: str) -> None:
         with self._wake:
             for camera in cameras:
-                state = self._cameras[camera]
+                if not (state := self._settle(camera)):
+                    continue
                 state.failed += 1
                 state.failing = True
                 state.last_error = error
@@ -135,12 +160,21 @@ class NodeStats:
         with self._wake:
             state = self._cameras[camera]
             now = self._clock()
-            recent = [t for t in state.done_at if now - t <= self._window]
             latencies = np.asarray(state.latencies_ms) if state.latencies_ms else np.zeros(1)
             return CameraSnapshot(
                 received=state.received, processed=state.processed, dropped=state.dropped,
-                rejected=state.rejected, failed=state.failed,
-                fps=(len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0,
+                rejected=state.rejected, failed=state.failed, skipped=state.skipped,
+                waiting=(state.pending is not None) + state.taken, fps=self._fps(state.done_at, now),
                 latency_p50_ms=float(np.percentile(latencies, 50)), latency_p99_ms=float(np.percentile(latencies, 99)),
                 seconds_since_frame=now - state.last_frame, failing=state.failing, last_error=state.last_error,
                 outputs=state.outputs, stream=state.stream.stats(now))
+
+    def _fps(self, done_at: deque, now: float) -> float:
+        """Frames per second over those done within the window, measured from the last one done before
+        it when there is one, so that a rate below one frame per window still shows; 0 when none is."""
+        times = list(done_at)
+        recent = sum(1 for t in times if now - t <= self._window)
+        if recent == 0 or len(times) < 2:
+            return 0.0
+        frames, since = (recent, times[-recent - 1]) if recent < len(times) else (recent - 1, times[0])
+        return frames / (times[-1] - since) if times[-1] > since else 0.0

@@ -45,7 +45,7 @@ MISSING_WARN = 0.05  # fraction of a camera's frames lost in transport that turn
 
 class SegmentNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("segment_node", **kwargs)
+        super().__init__("segment_node", automatically_declare_parameters_from_overrides=True, **kwargs)
         self._worker: threading.Thread | None = None  # destroy_node may run on a node whose start failed
         fine, profile = dds_profile.describe()
         (self.get_logger().info if fine else self.get_logger().warning)(profile)  # before any topic exists
@@ -53,7 +53,9 @@ class SegmentNode(Node):
         backend = load_backend(p["model_path"], p["backend"], p["precision"], p["threads"], p["engine_cache_dir"],
                                len(p["cameras"]), p["max_batch"], p["tf32"])
         classes = backend.info.classes
-        self.mask_ids = node_params.resolve_classes(classes, p, "mask_classes")
+        self.mask_ids, warning = node_params.resolve_mask_classes(classes, p)
+        if warning:
+            self.get_logger().warning(warning)
         self.pipeline = SegmentationPipeline(backend, p["output_resolution"],
                                              tuple(node_params.resolve_classes(classes, p, "class_filter")),
                                              p["background_id"])
@@ -69,6 +71,15 @@ class SegmentNode(Node):
             f"model {p['model_path']} on {backend.name} ({backend.precision}), network "
             f"{backend.info.input_width}x{backend.info.input_height}, {len(classes)} classes, cameras "
             f"{list(self.publishers_of)} ({p['transport']})")
+
+    def declare_parameters(self, namespace: str, parameters: list, ignore_override: bool = False) -> list:
+        """Node's, except that a value of None (an empty list [] given in a parameters file or with -p:
+        ROS cannot type it) is declared untyped, so that declaring the given parameters at creation
+        does not fail on it; node_params then declares each with its type and names what is wrong."""
+        for parameter in parameters:
+            if len(parameter) == 3 and parameter[1] is None:
+                parameter[2].dynamic_typing = True
+        return super().declare_parameters(namespace, parameters, ignore_override)
 
     def _add_camera(self, namespace: str) -> dict:
         """Publishers of one camera's outputs, by output name; subscribes to its images."""
@@ -105,6 +116,7 @@ class SegmentNode(Node):
             wanted = tuple(name for name in OUTPUTS if self._wants(camera, name))
             self.stats.set_outputs(camera, wanted)
             if not wanted:
+                self.stats.record_skipped(camera)
                 continue  # nobody listens: no work
             t0 = time.perf_counter()
             try:
@@ -165,6 +177,7 @@ class SegmentNode(Node):
             postprocess_ms=times.postprocess_ms, total_ms=times.total_ms,
             frames_received=counts.received, frames_processed=counts.processed,
             frames_dropped=counts.dropped, frames_rejected=counts.rejected, frames_failed=counts.failed,
+            frames_skipped=counts.skipped, frames_waiting=counts.waiting,
             class_names=list(self.pipeline.classes.names),
             class_fractions=self.pipeline.class_fractions(result.labels).tolist())
 
@@ -188,12 +201,16 @@ class SegmentNode(Node):
             status.level, status.message = DiagnosticStatus.ERROR, f"inference failing: {s.last_error}"
         elif s.seconds_since_frame > self.params["stale_timeout"]:
             status.level, status.message = DiagnosticStatus.WARN, f"no frame for {s.seconds_since_frame:.1f} s"
+        elif s.received and not s.outputs:
+            status.level = DiagnosticStatus.OK
+            status.message = "frames arrive, but no output has a subscriber: none is segmented"
         else:
             status.level, status.message = DiagnosticStatus.OK, "segmenting"
         values = {
             "fps": f"{s.fps:.2f}", "latency_p50_ms": f"{s.latency_p50_ms:.2f}",
             "latency_p99_ms": f"{s.latency_p99_ms:.2f}", "received": s.received, "processed": s.processed,
-            "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "last_error": s.last_error,
+            "dropped": s.dropped, "rejected": s.rejected, "failed": s.failed, "skipped": s.skipped,
+            "waiting": s.waiting, "last_error": s.last_error,
             "backend": self.pipeline.backend.name, "precision": self.pipeline.backend.precision,
             "model": self.model_name, "outputs": ",".join(s.outputs),
             **s.stream.as_values(),  # transport loss: frames the stamps imply that never arrived
@@ -231,7 +248,11 @@ def _stop_once(signum: int, frame) -> None:
 
 def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop_once)  # rclpy's handler (installed by init) shuts down, then calls this
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as exc:  # rcl's arguments: a --params-file that is missing or not YAML
+        rclpy.logging.get_logger("segment_node").error(str(exc).split(", at ")[0])
+        return 1
     try:
         node = SegmentNode()
     except (node_params.ParameterError, ModelError, ValueError, RuntimeError) as exc:

@@ -19,20 +19,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import yaml
 
 launch_pytest = pytest.importorskip(
     "launch_pytest", reason="the launch system is not installed: `make setup` installs it from "
                             "the Makefile's ROS2_PYTHON wheels (absent here), a ROS 2 install has it")
+import psutil  # noqa: E402  (the launch system's dependency: installed with it)
 
 # Launched nodes and `ros2` find the package through the venv as an ament prefix, and their
 # `#!/usr/bin/env python3` must be this venv's Python.
 os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
+from ament_index_python.packages import (  # noqa: E402
+    PackageNotFoundError, get_package_prefix, get_package_share_directory)
 
 try:
     SHARE = Path(get_package_share_directory("bisegunet_ros"))
@@ -195,7 +196,10 @@ def _finish(proc: subprocess.Popen, timeout: float) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for process in psutil.process_iter():   # the session: launch may run in a process group of its own
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getsid(process.pid) == proc.pid:
+                    process.kill()
         out, _ = proc.communicate()
         pytest.fail(f"ros2 launch did not end within {timeout} s:\n{out}")
     return out
@@ -252,4 +256,75 @@ def test_make_launch_passes_a_list_argument_and_stops_on_ctrl_c():
     finally:
         client.close()
     assert "cameras ['one', 'two']" in out, out
+    assert "process has finished cleanly" in out and "Traceback" not in out, out
+
+
+def test_use_rviz_without_rviz2_starts_nothing():
+    try:
+        get_package_prefix("rviz2")
+        pytest.skip("rviz2 is installed here")
+    except PackageNotFoundError:
+        pass
+    proc = _ros2_launch("use_rviz:=true", "backend:=onnxruntime")
+    out = _finish(proc, 60)
+    assert proc.returncode != 0 and "use_rviz:=true needs rviz2" in out, out
+    assert "process started" not in out, out   # the node was never started, so nothing is left running
+
+
+@pytest.mark.parametrize("argument", ["params_file:=/nonexistent.yaml", "dds_profile:=/nonexistent.xml"])
+def test_a_missing_file_argument_ends_the_launch_before_anything_starts(argument):
+    proc = _ros2_launch(argument)
+    out = _finish(proc, 60)
+    assert proc.returncode != 0 and f"{argument}: no such file" in out, out
+    assert "process started" not in out and "Traceback" not in out, out
+
+
+@pytest.mark.skipif(not (ROOT / ".venv").is_dir(),
+                    reason="the venv world only (make setup); a colcon install has install/setup.bash")
+def test_venv_setup_gives_a_plain_shell_ros2_run_and_the_package():
+    """`source venv_setup.bash` in a shell with nothing set: `ros2 pkg prefix` finds the venv, and
+    `ros2 run` the node."""
+    env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin", "ROS_DOMAIN_ID": os.environ["ROS_DOMAIN_ID"]}
+    script = ("source venv_setup.bash && ros2 pkg prefix bisegunet_ros && "
+              "ros2 run bisegunet_ros segment_node --ros-args -p model_path:=/nonexistent/model.onnx")
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    out = done.stdout + done.stderr
+    assert f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}" in out and f"\n{ROOT / '.venv'}\n" in out, out
+    assert "/nonexistent/model.onnx: model file not found" in out, out   # the node itself ran, and refused
+
+
+def _make_launch(namespace: str, script: str = "exec {make}") -> subprocess.Popen:
+    make = (f"make --no-print-directory launch 'LAUNCH_ARGS=namespace:={namespace} backend:=onnxruntime'")
+    return subprocess.Popen(["bash", "-c", script.format(make=make)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_for_node(proc: subprocess.Popen, namespace: str) -> None:
+    client = RosClient(f"{namespace}_test_client")
+    try:
+        assert client.spin_until(lambda: f"/{namespace}{NODE}" in _node_names(client) or proc.poll() is not None,
+                                 timeout=120)
+    finally:
+        client.close()
+    assert proc.poll() is None, _finish(proc, 10)
+    time.sleep(1.0)  # past the node's start, into spin()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_launch_in_the_background_of_a_script_stops_on_ctrl_c_and_prints_its_domain():
+    """A script's background job inherits SIGINT ignored; Ctrl-C to the script's group still stops launch."""
+    proc = _make_launch("background", "{make} & wait")
+    _wait_for_node(proc, "background")
+    os.killpg(proc.pid, signal.SIGINT)
+    out = _finish(proc, 60)   # returns once every process that shares the output is gone
+    assert "process has finished cleanly" in out and "Traceback" not in out, out
+    assert f"export ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']};" in out, out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_launch_stops_cleanly_on_sigterm():
+    proc = _make_launch("sigterm")
+    _wait_for_node(proc, "sigterm")
+    proc.terminate()   # make alone: it passes SIGTERM to the recipe
+    out = _finish(proc, 60)
     assert "process has finished cleanly" in out and "Traceback" not in out, out

@@ -1,6 +1,7 @@
 """The node's ROS-free bookkeeping: newest-frame mailbox, counters, fps and latency percentiles."""
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -59,13 +60,56 @@ def test_fps_and_percentiles_from_the_recorded_frames():
 
 def test_a_failure_is_counted_and_shown_until_the_next_success():
     stats = NodeStats(["front", "rear"])
+    stats.offer("front", "f1")
+    stats.take(timeout=0)
     stats.record_failed(["front"], "TensorRTError: execute_async_v3 failed")
     front = stats.snapshot("front")
     assert front.failing and front.failed == 1 and "execute_async_v3" in front.last_error
     assert not stats.snapshot("rear").failing
+    stats.offer("front", "f2")
+    stats.take(timeout=0)
     stats.record_processed("front", 5.0)
     front = stats.snapshot("front")
     assert not front.failing and front.failed == 1 and front.last_error  # the count and last error stay
+
+
+def test_the_counters_add_up_at_every_snapshot():
+    """received = processed + dropped + rejected + failed + skipped + waiting, whatever happens to the frames,
+    including a failure reported for a batch in which some frames were counted already."""
+    rng = random.Random(0)
+    stats = NodeStats(["front", "rear"])
+    for _ in range(500):
+        for camera in ("front", "rear"):
+            for _ in range(rng.randint(0, 2)):
+                stats.offer(camera, "frame")
+        taken = [camera for camera, _ in stats.take(timeout=0)]
+        fates = [rng.choice(["processed", "rejected", "skipped", "failed"]) for _ in taken]
+        for camera, fate in zip(taken, fates):
+            if fate == "processed":
+                stats.record_processed(camera, 1.0)
+            elif fate != "failed":
+                getattr(stats, f"record_{fate}")(camera)
+        if "failed" in fates:
+            stats.record_failed(taken, "error")   # the worker's catch-all: only the unsettled ones count
+        for camera in ("front", "rear"):
+            s = stats.snapshot(camera)
+            assert s.received == s.processed + s.dropped + s.rejected + s.failed + s.skipped + s.waiting, s
+            assert 0 <= s.waiting <= 2
+    totals = [sum(getattr(stats.snapshot(c), k) for c in ("front", "rear"))
+              for k in ("processed", "dropped", "rejected", "failed", "skipped")]
+    assert all(totals), totals   # every path was taken
+
+
+def test_fps_shows_a_rate_below_one_frame_per_window():
+    clock = Clock()
+    stats = NodeStats(["cam"], fps_window_s=5.0, clock=clock)
+    for _ in range(4):           # one frame every 8 s: never two in a 5 s window
+        stats.offer("cam", 0)
+        stats.take(timeout=0)
+        stats.record_processed("cam", 1.0)
+        clock.now += 8.0
+    clock.now -= 7.0             # 1 s after the last frame
+    assert stats.snapshot("cam").fps == pytest.approx(1 / 8)
 
 
 def test_snapshots_while_another_thread_records_never_fail():

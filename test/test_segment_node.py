@@ -13,6 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 
 from bisegunet_ros.backends import load_backend
+from bisegunet_ros.classes import ClassTable
 from bisegunet_ros.image_codec import decode_image
 from bisegunet_ros.msg import ClassMasks, SegmentationInfo
 from bisegunet_ros.pipeline import SegmentationPipeline
@@ -137,6 +138,44 @@ def test_outputs_without_subscribers_are_not_computed(two_cameras):
     assert outputs_of("front") == "label"
 
 
+def _add_up(c: dict) -> bool:
+    return c["received"] == sum(c[k] for k in ("processed", "dropped", "rejected", "failed", "skipped", "waiting"))
+
+
+def test_counters_add_up_with_frames_nobody_subscribed_to(model):
+    """Frames taken while no output had a subscriber count as skipped, so info's counters add up."""
+    proc = start_node(model, "cameras:=[count]")
+    proc.wait_for_topics(["/count/segmentation/info"])
+    client = RosClient("count_test_client")
+    try:
+        diagnostics = client.subscribe("/diagnostics", DiagnosticArray)
+
+        def status():
+            for array in reversed(diagnostics):
+                for s in array.status:
+                    if s.name.endswith(": count"):
+                        return s.message, {kv.key: kv.value for kv in s.values}
+            return "", {}
+
+        def skipped_some() -> bool:
+            client.publish("/count/image", raw_image("rgb8"))
+            return int(status()[1].get("skipped", 0)) >= 2
+
+        assert client.spin_until(skipped_some, 30), proc.stop()
+        message, values = status()
+        assert "no output has a subscriber" in message and float(values["received_hz"]) > 0, values
+        assert _add_up({k: int(v) for k, v in values.items() if k in ("received", "processed", "dropped",
+                       "rejected", "failed", "skipped", "waiting")}), values
+        info = client.request("/count/image", raw_image("rgb8"),
+                              client.subscribe("/count/segmentation/info", SegmentationInfo))
+    finally:
+        client.close()
+        proc.stop()
+    assert info is not None and info.frames_skipped >= 2
+    assert _add_up({k: getattr(info, f"frames_{k}") for k in ("received", "processed", "dropped", "rejected",
+                                                               "failed", "skipped", "waiting")}), info
+
+
 def test_stale_camera_warns_in_diagnostics(two_cameras):
     client, _ = two_cameras
     diagnostics = client.subscribe("/diagnostics", DiagnosticArray)
@@ -235,6 +274,50 @@ def test_missing_model_is_one_clear_error(tmp_path):
     proc.proc.wait(30)
     output = proc.stop()
     assert proc.proc.returncode == 1 and "absent.onnx: model file not found" in output
+
+
+def _refused(*ros_args: str) -> str:
+    """Start the node with `ros_args` and return its output, checking it refused in one line, exit code 1."""
+    proc = RosProcess([sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args", *ros_args])
+    try:
+        proc.proc.wait(30)
+    finally:
+        output = proc.stop()
+    assert proc.proc.returncode == 1 and "Traceback" not in output, output
+    return output
+
+
+def test_an_empty_camera_list_is_one_clear_error(model):
+    assert "parameter 'cameras' is empty" in _refused("-p", f"model_path:={model}", "-p", "cameras:=[]")
+
+
+def test_a_misspelled_parameter_is_refused_with_the_accepted_names(model, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(f"/**:\n  ros__parameters:\n    model_path: {model}\n    overlay_alfa: 0.3\n")
+    output = _refused("--params-file", str(params))
+    assert "unknown parameter(s) overlay_alfa" in output and "overlay_alpha, mask_classes" in output
+
+
+def test_a_missing_params_file_is_one_clear_error(tmp_path):
+    assert f"{tmp_path}/absent.yaml" in _refused("--params-file", str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize("names, masks", [(("sky", "car", "tree"), ["car"]), (("sky", "tree"), [])])
+def test_default_mask_classes_are_those_the_model_has(tmp_path, names, masks):
+    """A model of its own classes starts without mask_classes set; empty lists ([]) are accepted as none."""
+    classes = ClassTable(names, tuple((10 * i, 0, 0) for i in range(len(names))))
+    model = write_tiny_onnx(tmp_path / "own.onnx", tiny_info(32, 64, classes))
+    proc = start_node(model, "class_filter:=[]")
+    client = RosClient("mask_default_client")
+    try:
+        got = client.subscribe("/camera/segmentation/class_masks", ClassMasks)
+        reply = client.request("/camera/image", raw_image("rgb8"), got, timeout=30)
+    finally:
+        client.close()
+    output = proc.stop()
+    assert reply is not None, output
+    assert list(reply.class_names) == masks
+    assert ("the model has none of the default mask_classes" in output) == (not masks), output
 
 
 def _rss_kib(pid: int) -> int:
