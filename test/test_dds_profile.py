@@ -64,9 +64,10 @@ def _launch_node_environment(arguments: dict[str, str]) -> dict[str, str]:
 
 
 def test_the_launch_file_sets_both_profile_variables_for_the_node(profile):
-    env = _launch_node_environment({"dds_profile": profile, "model": "m.onnx", "params_file": "p.yaml",
+    params = str(ROOT / "config" / "segment.yaml")   # the launch file refuses a parameters file that is missing
+    env = _launch_node_environment({"dds_profile": profile, "model": "m.onnx", "params_file": params,
                                     "rviz_template": "t.rviz"})
     assert {name: env.get(name) for name in VARIABLES} == {FAST_DDS_2: profile, FAST_DDS_3: profile}
-    env = _launch_node_environment({"dds_profile": "none", "model": "m.onnx", "params_file": "p.yaml",
+    env = _launch_node_environment({"dds_profile": "none", "model": "m.onnx", "params_file": params,
                                     "rviz_template": "t.rviz"})
     assert not set(VARIABLES) & set(env)
