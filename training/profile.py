@@ -118,7 +118,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="small", help="preset name (tiny, small, paper) or YAML path")
+    parser.add_argument("--model", default="small", help="preset name (tiny, small, paper, fast) or YAML path")
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
