@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
     h, w = budget.latency_size
-    rows = {e.key: {**size(e, h, w), **accuracy(e, budget, runs)} for e in ENTRIES}
+    rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs)} for e in ENTRIES}
     timings = latency(budget, runs)
     cfg = config(list(budget.overrides))
     result = {"command": " ".join(["python -m bench.pareto", *(argv if argv is not None else sys.argv[1:])]),
