@@ -116,3 +116,13 @@ def test_torchvision_models_build_and_profile_like_torch_counts_them(name):
     assert 2 * macs["float"] == pytest.approx(counter.get_total_flops(), rel=0.01) and macs["binary"] == 0
     result = profile(name, 512, 1024)
     assert result["activation_memory_mb"] is None and result["weight_memory_mb"]["ratio"] == 1
+
+
+def test_fast_preset_is_the_candidate_the_committed_sweep_chose():
+    """config/model/fast.yaml is bench/fast_sweep.json's pick, not a hand-made variant of it."""
+    from bench.fast_sweep import CANDIDATES
+    from bisegunet_training.model import load_model_config
+
+    chosen = json.loads((ROOT / "bench/fast_sweep.json").read_text())["chosen"]
+    base, overrides = CANDIDATES[chosen]
+    assert load_model_config("fast") == load_model_config(base, [*overrides, "name=fast"])
