@@ -110,11 +110,12 @@ demo: setup
 	$(PY) -m bisegunet_ros.evaluation.evaluate_bag $(DEMO_OUT)/bag --live --model $(DEMO_MODEL) --backend onnxruntime \
 	  --out $(DEMO_OUT)/report
 
-# BiSegUNet (tiny, small; float, binarized) against torchvision's LR-ASPP and DeepLabV3 (MobileNetV3),
-# same training budget, then accuracy, size and ONNX Runtime latency: bench/RESULTS.md, .json and
-# miou_vs_latency.png (about 40 min on 2 cores; CI runs `--smoke` through test/test_compare.py).
+# BiSegUNet (fast, tiny, small; float, binarized) against torchvision's LR-ASPP and DeepLabV3
+# (MobileNetV3), same training budget, 3 seeds, then size and interleaved ONNX Runtime latency:
+# bench/pareto.md, .json, .png and README's pareto block (hours on 2 cores; rerun to resume; CI runs
+# `--smoke` through test/test_pareto.py).
 bench: setup
-	$(PY) -m bench.compare
+	nice -n 19 $(PY) -m bench.pareto
 
 clean:
 	rm -rf build bisegunet_ros/msg bisegunet_ros/*.so $(SETUP_STAMP) $(MSG_STAMP) $(PREFIX_STAMP) $(VENV)/.ros2-python-done

@@ -50,7 +50,7 @@ setup(
         "eval": ["rosbags>=0.10", ZSTD_BACKPORT, "matplotlib>=3.7", "tqdm>=4.60"],
         "training": ["torch>=2.3", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.60", "matplotlib>=3.7",
                      "tensorboard>=2.14", "rosbags>=0.10", ZSTD_BACKPORT],
-        # bench/compare.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
+        # bench/pareto.py and `model: torchvision:<architecture>`: torchvision's architectures, random weights
         "compare": ["torchvision>=0.13"],
     },
     cmdclass={"build_py": BuildPyWithShare},

@@ -68,13 +68,14 @@ def timed_in_processes(path: Path, runs: int, repeats: int) -> dict:
     return spread(medians)
 
 
-def random_state(preset: str):
-    """An untrained, binarized model of `preset` and the checkpoint fields export needs (training's defaults)."""
+def random_state(preset: str, overrides: list[str] = ()):
+    """An untrained, binarized model of `preset` (with key=value overrides) and the checkpoint fields export
+    needs (training's defaults)."""
     from bisegunet_ros.classes import CITYSCAPES
     from bisegunet_training.model import build_model, load_model_config, set_binarized
     from bisegunet_training.train_config import DataConfig
 
-    cfg = load_model_config(preset)
+    cfg = load_model_config(preset, overrides)
     model = build_model(cfg).eval()
     set_binarized(model, True)
     data = DataConfig()

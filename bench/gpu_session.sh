@@ -6,10 +6,13 @@
 # Phase B (~4.5 min alone; e.g. iters_per_epoch=150 shortens it): the shipped-model run
 #   (config/train/tiny_synthetic_gpu.yaml) in the background, beside the seed study of bench/training.py
 #   (the HOOK line below; both share the GPU, which the tiny model leaves mostly idle).
-# OUTDIR gets the few files to copy back: train_speed.json, data_speed.json, best.pt, metrics.jsonl,
-# curves.png and session.log (every log, the benches' Markdown included, and the timings).
+# Phase C (~2 min, skipped with GPU_LATENCY=0): bench/gpu_latency.py, the models of bench/pareto.py
+#   (LR-ASPP, DeepLabV3, fast, tiny, small) in torch FP16 with CUDA graphs, batch 1 and 4, 512x1024
+#   and 1024x2048, alone on the GPU: gpu_latency.json and .md.
+# OUTDIR gets the few files to copy back: train_speed.json, data_speed.json, gpu_latency.json, best.pt,
+# metrics.jsonl, curves.png and session.log (every log, the benches' Markdown included, and the timings).
 # Environment: PYTHON (default python3), SCENES (pre-rendered training scenes, default 16000),
-# RENDER_WORKERS (default 12), TRAIN_SPEED_ARGS / DATA_SPEED_ARGS (extra bench arguments).
+# RENDER_WORKERS (default 12), TRAIN_SPEED_ARGS / DATA_SPEED_ARGS (extra bench arguments), GPU_LATENCY (0: no phase C).
 set -u
 OUT=${1:?usage: bench/gpu_session.sh OUTDIR [key=value ...]}
 shift
@@ -44,6 +47,7 @@ if not torch.cuda.is_available():
     print(f"MISSING CUDA: torch {torch.__version__} sees no GPU")
     sys.exit(1)
 import bisegunet_training.train, bisegunet_training.make_dataset, bench.train_speed, bench.data_speed  # noqa
+import bench.gpu_latency  # noqa
 print(f"ok: torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
 PYEOF
 [ "${PIPESTATUS[0]}" -eq 0 ] || { stamp "imports failed: nothing run"; exit 1; }
@@ -76,6 +80,14 @@ if [ -n "${SHIP:-}" ]; then wait "$SHIP"; SHIP_RC=$?; fi
 [ -n "${STUDY:-}" ] && { wait "$STUDY"; stamp "seed study exit $?"; }
 stamp "phase B done: shipped run exit $SHIP_RC"
 
+LATENCY_RC=skipped
+if [ "${GPU_LATENCY:-1}" != 0 ]; then
+  stamp "phase C: GPU latency of the pareto models (FP16, CUDA graphs)"
+  "$PY" -m bench.gpu_latency --out "$OUT/gpu_latency" > "$OUT/logs/50_gpu_latency.log" 2>&1
+  LATENCY_RC=$?
+  stamp "phase C done: gpu_latency exit $LATENCY_RC"
+fi
+
 RUN="$OUT/runs/tiny_synthetic_gpu"
 for f in best.pt test.json metrics.jsonl curves.png; do
   [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f" || stamp "missing $RUN/$f"
@@ -84,4 +96,5 @@ stamp "done in $(( $(date +%s) - START )) s; files to copy back: $(cd "$OUT" && 
 # one log file: every log in order, tqdm's carriage-return redraws collapsed to their last state
 for f in "$OUT"/logs/*.log; do echo "===== ${f##*/}"; tr '\r' '\n' < "$f" | grep -v '^\s*$' | grep -v '%|' ; done \
     > "$OUT/session.log"
-[ "$SPEED_RC" = 0 ] && [ "$DATA_RC" = 0 ] && [ "$SHIP_RC" = 0 ]    # the exit status: did every part succeed
+[ "$SPEED_RC" = 0 ] && [ "$DATA_RC" = 0 ] && [ "$SHIP_RC" = 0 ] &&    # the exit status: did every part succeed
+  { [ "$LATENCY_RC" = 0 ] || [ "$LATENCY_RC" = skipped ]; }

@@ -268,3 +268,13 @@ def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_p
     assert (load_backend(new, "onnxruntime").infer(frames).labels == old_logits.argmax(1)).mean() >= 0.9999
     assert export_main(["--from-onnx", str(new), "--out", str(tmp_path / "again.onnx")]) == 1
     assert "already in model format 2" in caplog.text
+
+
+def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
+    """entry_stride and output_stride: the graph's logits are the input size and match PyTorch's, packing is exact."""
+    strided = write_checkpoint(tmp_path / "strided.pt", ["entry_stride=2", "output_stride=4"])
+    out = tmp_path / "strided.onnx"
+    assert export_main(["--checkpoint", str(strided), "--out", str(out), "--dynamic-batch", "--logits"]) == 0
+    assert load_backend(out, "onnxruntime").infer(np.zeros((1, H, W, 3), np.uint8)).logits.shape == (1, 19, H, W)
+    assert_onnxruntime_matches_pytorch(out, strided)
+    assert_packed_round_trip(strided, tmp_path / "strided.packed.bin")

@@ -60,6 +60,28 @@ def test_logits_at_input_resolution_for_any_size(size):
         assert model(torch.randn(1, 3, *size)).shape == (1, 19, *size)
 
 
+@pytest.mark.parametrize("entry,output", [(1, 2), (1, 4), (1, 8), (2, 2), (2, 8), (4, 4), (4, 8)])
+def test_entry_and_output_strides_keep_full_size_logits(entry, output):
+    """The decoder stops at output_stride (the head sees that resolution of the padded input) and the logits
+    come back at the input size; the entry's strided convs run before the stem."""
+    model = build_model(load_model_config("tiny", [f"entry_stride={entry}", f"output_stride={output}"])).eval()
+    seen = {}
+    model.stem.register_forward_hook(lambda m, i, o: seen.update(stem=tuple(o.shape[-2:])))
+    model.head.register_forward_hook(lambda m, i, o: seen.update(head=tuple(o.shape[-2:])))
+    padded = tuple(-(-n // (16 * entry)) * 16 * entry for n in (50, 70))   # to the network stride, 16 x entry
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 50, 70)).shape == (1, 19, 50, 70)
+    assert seen == {"stem": tuple(n // entry for n in padded), "head": tuple(n // output for n in padded)}
+    assert len(model.fuse) == {1: 4, 2: 3, 4: 2, 8: 1}[output // entry]
+
+
+@pytest.mark.parametrize("overrides,key", [(["entry_stride=3"], "entry_stride"), (["output_stride=16"], "output_stride"),
+                                           (["entry_stride=4", "output_stride=2"], "output_stride")])
+def test_bad_strides_are_one_error_naming_the_key(overrides, key):
+    with pytest.raises(ValueError, match=f"^{key} must be one of"):
+        load_model_config("tiny", overrides)
+
+
 ABLATIONS = {
     "no capacity block": ["capacity_blocks=0", "decoder_capacity_block=false"],
     "multi-scale + SE": ["capacity_variant=ms_se"],
@@ -109,7 +131,7 @@ def test_preset_parameter_counts_stay_in_bounds(preset, low, high):
 def test_default_model_config_is_the_small_preset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)     # presets are found from any working directory
     assert ModelConfig() == load_model_config("small") == load_model_config("config/model/small.yaml")
-    with pytest.raises(FileNotFoundError, match="shipped: paper, small, tiny"):
+    with pytest.raises(FileNotFoundError, match="shipped: fast, paper, small, tiny"):
         load_model_config("smal")
 
 

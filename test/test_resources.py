@@ -32,7 +32,7 @@ def test_an_existing_path_wins_over_a_shipped_name(tmp_path, monkeypatch):
 def test_unknown_name_lists_what_is_shipped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ResourceError, match=r"smal: model preset file not found \(no such file, and no shipped "
-                                            r"model preset of that name; shipped: paper, small, tiny;"):
+                                            r"model preset of that name; shipped: fast, paper, small, tiny;"):
         find_resource("preset", "smal")
     assert {"tiny_synthetic", "ci"} <= set(shipped("train"))
 

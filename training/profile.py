@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .model import BinaryConv2d, BiSegUNet, ModelConfig, build_model, load_model_config
+from .model import BinaryConv2d, BiSegUNet, ModelConfig, TorchvisionConfig, build_model, load_model_config
 from .model.bottleneck import PositionAttention
 
 
@@ -60,9 +60,9 @@ def count(model: nn.Module, height: int, width: int) -> dict:
     return {"macs": macs, "activations": outputs}
 
 
-def profile(model_cfg: str | ModelConfig, height: int, width: int) -> dict:
-    """Counts for a preset name, a YAML path or a ModelConfig (e.g. a checkpoint's)."""
-    cfg = model_cfg if isinstance(model_cfg, ModelConfig) else load_model_config(model_cfg)
+def profile(model_cfg: str | ModelConfig | TorchvisionConfig, height: int, width: int) -> dict:
+    """Counts for a preset name, a YAML path or a config (e.g. a checkpoint's, or one with overrides)."""
+    cfg = model_cfg if isinstance(model_cfg, (ModelConfig, TorchvisionConfig)) else load_model_config(model_cfg)
     with torch.device("meta"):
         model = build_model(cfg).eval()
     for m in model.modules():
@@ -118,7 +118,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="small", help="preset name (tiny, small, paper) or YAML path")
+    parser.add_argument("--model", default="small", help="preset name (tiny, small, paper, fast) or YAML path")
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from .torchvision_models import TorchvisionConfig, build_torchvision_model
 
 
 def load_model_config(preset_or_path: str | Path, overrides: list[str] = ()) -> ModelConfig | TorchvisionConfig:
-    """A preset name (tiny, small, paper), a YAML path, with key=value overrides, or torchvision:<architecture>.
+    """A preset name (tiny, small, paper, fast), a YAML path, with key=value overrides, or torchvision:<architecture>.
 
     Presets are found wherever the package is installed (bisegunet_ros.resources)."""
     if str(preset_or_path).startswith(TORCHVISION_PREFIX):

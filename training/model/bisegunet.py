@@ -15,7 +15,9 @@ from .bottleneck import ASPP, PositionAttention
 from .capacity import BRANCHES, CapacityBlock
 
 PARTS = ("stem", "encoder", "capacity", "bottleneck", "decoder", "head")
-STRIDE = 16
+STRIDE = 16                       # of the deepest encoder stage, relative to the stem's output
+ENTRY_STRIDES = (1, 2, 4)
+OUTPUT_STRIDES = (1, 2, 4, 8)
 
 
 @dataclass
@@ -34,6 +36,8 @@ class ModelConfig:
     attention: bool = True                                           # the ANP self-attention
     attention_kv_pool: int = 1
     decoder_channels: list = field(default_factory=lambda: [176, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
+    entry_stride: int = 1                    # learned downsampling (strided 3x3 convs) before the stem: 1, 2, 4
+    output_stride: int = 1                   # where the decoder stops (1, 2, 4, 8); logits upsampled bilinearly
     capacity_blocks: int = 4                 # on the encoder outputs, counted from the deepest (0-4)
     capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 7)
     capacity_branches: list = field(default_factory=lambda: list(BRANCHES))
@@ -56,18 +60,42 @@ class ModelConfig:
             raise ValueError(f"capacity_blocks must be 0-4, got {self.capacity_blocks}")
         if len(self.encoder_channels) != 4 or len(self.decoder_channels) != 5:
             raise ValueError("encoder_channels needs 4 widths and decoder_channels 5 (strides 16, 8, 4, 2, 1)")
+        if self.entry_stride not in ENTRY_STRIDES:
+            raise ValueError(f"entry_stride must be one of {ENTRY_STRIDES}, got {self.entry_stride!r}")
+        if self.output_stride not in OUTPUT_STRIDES or self.output_stride < self.entry_stride:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES} and at least entry_stride "
+                             f"({self.entry_stride}), got {self.output_stride!r}")
+
+    @property
+    def network_stride(self) -> int:
+        """Input sizes are padded to a multiple of this: the deepest encoder stage's stride."""
+        return STRIDE * self.entry_stride
+
+    @property
+    def decoder_levels(self) -> int:
+        """Upsample-and-fuse levels after the first (eq. 16): 4 reach the stem, fewer stop at output_stride."""
+        return (self.network_stride // self.output_stride).bit_length() - 1
 
 
 class MultiStreamStem(nn.Module):
     """Eq. 1: parallel convolutions with different kernels, concatenated."""
 
-    def __init__(self, kernels: list[int], channels: int, spec: ConvSpec):
+    def __init__(self, kernels: list[int], channels: int, spec: ConvSpec, in_channels: int = 3):
         super().__init__()
         widths = [channels // len(kernels) + (1 if i < channels % len(kernels) else 0) for i in range(len(kernels))]
-        self.streams = nn.ModuleList(ConvBNReLU(spec, 3, w, k) for w, k in zip(widths, kernels))
+        self.streams = nn.ModuleList(ConvBNReLU(spec, in_channels, w, k) for w, k in zip(widths, kernels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([s(x) for s in self.streams], dim=1)
+
+
+def learned_downsampling(stride: int, channels: int, spec: ConvSpec) -> nn.Module:
+    """Fast-SCNN's learning-to-downsample, as plain strided 3x3 conv + BN + ReLU layers: log2(stride)
+    of them, each halving the resolution, so that the stem and everything after run `stride` times
+    smaller on each side. The identity at stride 1 (the paper's network)."""
+    layers = [ConvBNReLU(spec, 3 if i == 0 else channels, channels, stride=2)
+              for i in range(stride.bit_length() - 1)]
+    return nn.Sequential(*layers) if layers else nn.Identity()
 
 
 class BiSegUNet(nn.Module):
@@ -82,7 +110,8 @@ class BiSegUNet(nn.Module):
         enc = [cfg.width(c) for c in cfg.encoder_channels]
         dec = [cfg.width(c) for c in cfg.decoder_channels]
         mid = cfg.width(cfg.bottleneck_channels)
-        self.stem = MultiStreamStem(cfg.stem_kernels, stem, spec("stem"))
+        self.entry = learned_downsampling(cfg.entry_stride, stem, spec("stem"))
+        self.stem = MultiStreamStem(cfg.stem_kernels, stem, spec("stem"), 3 if cfg.entry_stride == 1 else stem)
         self.encoder = nn.ModuleList(ConvBNReLU(spec("encoder"), cin, cout, stride=2)
                                      for cin, cout in zip([stem, *enc[:3]], enc))
         capacity = dict(variant=cfg.capacity_variant, branches=tuple(cfg.capacity_branches),
@@ -95,12 +124,14 @@ class BiSegUNet(nn.Module):
                           if cfg.attention else nn.Identity())
         # eq. 15: the first level fuses the bottleneck with the top Capacity Block output
         self.fuse_top = ConvBNReLU(spec("decoder"), mid + enc[3], dec[0])
-        # eq. 16: each further level upsamples and fuses a skip (encoder stages 3, 2, 1, then the stem)
-        skips = [enc[2], enc[1], enc[0], stem]
+        # eq. 16: each further level upsamples and fuses a skip (encoder stages 3, 2, 1, then the stem),
+        # down to output_stride
+        skips = [enc[2], enc[1], enc[0], stem][:cfg.decoder_levels]
         self.fuse = nn.ModuleList(ConvBNReLU(spec("decoder"), dec[i] + s, dec[i + 1]) for i, s in enumerate(skips))
-        self.refine = (CapacityBlock(dec[4], spec("capacity"), **capacity) if cfg.decoder_capacity_block
+        out = dec[cfg.decoder_levels]
+        self.refine = (CapacityBlock(out, spec("capacity"), **capacity) if cfg.decoder_capacity_block
                        else nn.Identity())
-        self.head = spec("head").conv(dec[4], cfg.num_classes, 1, bias=True)  # eq. 17
+        self.head = spec("head").conv(out, cfg.num_classes, 1, bias=True)  # eq. 17
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -113,10 +144,11 @@ class BiSegUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % STRIDE, (-w) % STRIDE
+        stride = self.cfg.network_stride
+        pad_h, pad_w = (-h) % stride, (-w) % stride
         if pad_h or pad_w:  # any size works: pad to the network stride, crop the logits back
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        stem = self.stem(x)
+        stem = self.stem(self.entry(x))
         features, y = [], stem
         for stage in self.encoder:
             y = stage(y)
@@ -128,6 +160,8 @@ class BiSegUNet(nn.Module):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = fuse(torch.cat([y, skip], dim=1))
         logits = self.head(self.refine(y))
+        if self.cfg.output_stride > 1:   # full-size logits from the graph, whatever stride the decoder stops at
+            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return logits[..., :h, :w]
 
 
