@@ -22,7 +22,7 @@ from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
 from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path, prepare_cache_dir, resolve_engine,
-                           sha256_of, timing_cache_path)
+                           timing_cache_path)
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30
@@ -76,8 +76,7 @@ def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
 def current_key(cuda: CudaContext, onnx: Path, precision: str, batches: tuple[int, int]) -> EngineKey:
     """The key an engine must have to run on this machine with this ONNX."""
     trt = import_tensorrt()
-    return EngineKey(trt.__version__, cuda.name, cuda.compute_capability, precision, sha256_of(onnx),
-                     f"{batches[0]}-{batches[1]}")
+    return EngineKey.of(trt.__version__, cuda.name, cuda.compute_capability, precision, onnx, batches)
 
 
 def build_engine(onnx: Path, engine: Path, precision: str, input_name: str, batches: tuple[int, int],
