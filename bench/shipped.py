@@ -5,8 +5,8 @@
 Writes models/bisegunet_tiny.train.json: the run's test.json (best.pt chosen on validation, scored
 once on the held-out test split at the label's resolution), the training command and commit stored
 in best.pt, the exported model's path and sha256 (the model's metadata names the command, commit
-and configuration back: record_mismatch, which bench/summary.py applies), and the exported model's score through `bisegunet-eval-bag` on a fresh bag of 512x1024
-synthetic frames at 10 Hz (the demo's setting) drawn from make-bag's own seed, which no training,
+and configuration back: record_mismatch, which bench/summary.py applies), and the exported model's
+score through `bisegunet-eval-bag` on a fresh bag of 512x1024 synthetic frames at 10 Hz (the demo's setting) drawn from make-bag's own seed, which no training,
 validation or test split uses. Copies the run's metrics.jsonl and curves.png to docs/shipped_run/.
 README's numbers table reads the record (bench/summary.py).
 """

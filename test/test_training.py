@@ -153,7 +153,8 @@ def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path)
                        "val_miou_network_res": value + 0.01 * e}
                       for e in range(3)]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
-            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou_network_res": value + 0.02,
+            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2,
+                                                       "val_miou_network_res": value + 0.02,
                                                        "test_miou": value, "test_scenes": 200}))
     markdown = report(["float", "paper"], str(tmp_path), [], "python -m bench.training", tmp_path / "training")
     rows = json.loads((tmp_path / "training.json").read_text())["rows"]
@@ -415,6 +416,11 @@ def test_two_process_ddp_trains_with_bf16_and_channels_last(tmp_path):
     single, ddp = rows(tmp_path / "one" / "ci"), rows(tmp_path / "two" / "ci")
     assert len(single) == len(ddp) == 3
     assert ddp[0]["loss_total"] == pytest.approx(single[0]["loss_total"], rel=0.05)
+
+
+def test_malformed_test_input_sizes_are_refused_with_the_key_named(tmp_path, caplog):
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "data.test_size=2", "data.test_input_sizes=[512]"]) == 2
+    assert "data.test_input_sizes must be [height, width] pairs" in caplog.text and "got [512]" in caplog.text
 
 
 def test_unknown_regulariser_reduction_is_refused(tmp_path, caplog):

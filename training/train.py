@@ -137,9 +137,13 @@ class Trainer:
         # label's resolution for each network input size
         if d.test_size > 0 and d.test_split == "val":
             log.warning("data.test_split=val: the test score is on the split that chose best.pt (selection-biased)")
+        sizes = d.test_input_sizes or [[d.height, d.width]]
+        if not all(isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s) for s in sizes):
+            raise ValueError(f"data.test_input_sizes must be [height, width] pairs of positive integers, e.g. "
+                             f"[[1024, 2048], [512, 1024]]; got {d.test_input_sizes!r}")
         test_sets = {(h, w): build_dataset(d.kind, d.test_split, length=d.test_size, augment=False,
                                            full_resolution_labels=True, **{**common, "height": h, "width": w})
-                     for h, w in (d.test_input_sizes or [[d.height, d.width]])} if d.test_size > 0 else {}
+                     for h, w in sizes} if d.test_size > 0 else {}
         scan = check_masks(self.train_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
         for split in (self.val_set, *test_sets.values()):      # a bad mask stops the run before the first step
             check_masks(split, d.max_unknown_color_fraction, d.classes, cfg.workers)
