@@ -3,15 +3,17 @@
     python -m bench.shipped runs/tiny_synthetic_shipped [--frames 100]
 
 Writes models/bisegunet_tiny.train.json: the run's test.json (best.pt chosen on validation, scored
-once on the held-out test split at the network size), the training command and commit stored in
-best.pt, and the exported model's score through `bisegunet-eval-bag` on a fresh bag of 512x1024
-synthetic frames at 10 Hz (the demo's setting) drawn from make-bag's own seed, which no training,
+once on the held-out test split at the label's resolution), the training command and commit stored
+in best.pt, the exported model's path and sha256 (the model's metadata names the command, commit
+and configuration back: record_mismatch, which bench/summary.py applies), and the exported model's
+score through `bisegunet-eval-bag` on a fresh bag of 512x1024 synthetic frames at 10 Hz (the demo's setting) drawn from make-bag's own seed, which no training,
 validation or test split uses. Copies the run's metrics.jsonl and curves.png to docs/shipped_run/.
 README's numbers table reads the record (bench/summary.py).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -22,6 +24,30 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models/bisegunet_tiny.onnx"
 RECORD = ROOT / "models/bisegunet_tiny.train.json"
 CURVES = ROOT / "docs/shipped_run"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record_mismatch(root: Path, record: dict) -> str | None:
+    """Why a training record and the model it names do not name each other, or None when they do: the
+    model file's sha256 is the record's, and the model's metadata has the record's command and commit."""
+    from bisegunet_ros.model_info import ModelError, ModelInfo
+
+    name = record.get("onnx")
+    if not name or not (root / name).is_file():
+        return f"the record names no model file that exists (onnx: {name!r})"
+    if sha256(root / name) != record.get("onnx_sha256"):
+        return f"{name}'s sha256 is not the record's onnx_sha256: not the model the record scored"
+    try:
+        info = ModelInfo.from_onnx(root / name)
+    except ModelError as exc:
+        return str(exc)
+    for key, value in (("command", info.training_command), ("commit", info.commit)):
+        if value != record.get(key):
+            return f"{name}'s metadata has {key} {value!r}, its record {record.get(key)!r}"
+    return None
 
 
 def held_out_bag_score(model: Path, frames: int, tmp: Path) -> dict:
@@ -51,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bag = held_out_bag_score(MODEL, args.frames, Path(tmp))
     record = {**test, "checkpoint": f"{args.run_dir.name}/best.pt", "command": state["command"],
-              "commit": state["commit"], "held_out_bag": bag}
+              "commit": state["commit"], "onnx": str(MODEL.relative_to(ROOT)), "onnx_sha256": sha256(MODEL),
+              "held_out_bag": bag}
+    mismatch = record_mismatch(ROOT, record)
+    if mismatch:
+        raise SystemExit(f"{MODEL} is not the export of {args.run_dir / 'best.pt'}: {mismatch}")
     RECORD.write_text(json.dumps(record, indent=2) + "\n")
     CURVES.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "curves.png"):

@@ -4,8 +4,9 @@
     python -m bench.summary --check    # exit 1 with a diff when README.md differs from what the JSONs give
 
 One function per row reads one file: bench/*.json as the current bench scripts write them, and
-models/bisegunet_tiny.train.json (the shipped run's test.json and its command). A missing file, or
-one written by an older script, gives "not measured" and the command to run, never an error.
+models/bisegunet_tiny.train.json (the shipped run's test.json and its command; refused unless it and
+the model it names name each other: bench/shipped.py). A missing file, or one written by an older
+script, gives "not measured" and the command to run, never an error.
 Numbers carry the spread their file holds: median (min-max) over processes or timings, mean ± sd
 over seeds. Each row names its source file, the date and the machine it states. Below the table,
 "where we fall short" lists what the files show below a goal: a binarized-float gap wider than
@@ -20,6 +21,8 @@ import math
 import sys
 from pathlib import Path
 
+from bench.shipped import record_mismatch
+
 ROOT = Path(__file__).resolve().parents[1]
 README = "README.md"
 BEGIN, END = "<!-- numbers:begin -->", "<!-- numbers:end -->"
@@ -29,6 +32,9 @@ NODE_GOAL_MS = 5.0       # this project's goal: host CPU outside inference per f
 
 class Stale(Exception):
     """The file exists but lacks what the current script writes."""
+
+
+SHIPPED_RECORD = "models/bisegunet_tiny.train.json"    # refused when it and the model it names disagree
 
 
 def load(root: Path, path: str) -> dict | None:
@@ -69,7 +75,8 @@ def machine(data: dict) -> str:
 def shipped_model(d: dict) -> tuple[str, str, list[str]]:
     scored = (f"test mIoU {100 * d['test_miou']:.2f} %, Dice {100 * d['test_mean_dice']:.2f} %, pixel accuracy "
               f"{100 * d['test_pixel_accuracy']:.2f} % on {d['test_scenes']} held-out scenes; best.pt of epoch "
-              f"{d['epoch'] + 1} chosen on validation (mIoU {100 * d['val_miou']:.2f} %)")
+              f"{d['epoch'] + 1} chosen on validation (mIoU {100 * d['val_miou_network_res']:.2f} % at the network "
+              "size)")
     bag = d.get("held_out_bag")
     if bag:
         scored += (f"; through bisegunet-eval-bag on {bag['frames']} held-out {bag['size']} frames: mIoU "
@@ -206,7 +213,7 @@ def cuda_plumbing(d: dict) -> tuple[str, str, list[str]]:
 
 # (what, file, command that writes it, function)
 ROWS = [
-    ("shipped model (models/bisegunet_tiny.*)", "models/bisegunet_tiny.train.json",
+    ("shipped model (models/bisegunet_tiny.*)", SHIPPED_RECORD,
      "the shipped run of docs/training.md, its runs/NAME/test.json with its command", shipped_model),
     ("binarized vs float, same budget", "bench/training.json", "python -m bench.training --run --seeds 3", training),
     ("size and real compute", "bench/model_profile.json", "python -m bench.model_profile", model_size),
@@ -233,6 +240,10 @@ def row(root: Path, what: str, path: str, command: str, function) -> tuple[str, 
     data = load(root, path)
     if data is None:
         return f"| {what} | not measured ({run}) | {link} |", []
+    if path == SHIPPED_RECORD:
+        mismatch = record_mismatch(root, data)
+        if mismatch:
+            return f"| {what} | refused: {mismatch} | {link} |", [f"the shipped model's record refused: {mismatch}"]
     try:
         detail, number, short = function(data)
     except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError, AttributeError, Stale):

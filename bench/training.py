@@ -130,9 +130,10 @@ def run_result(label: str, seed: int, cfg: TrainConfig) -> dict:
     test = json.loads((run_dir(cfg) / "test.json").read_text())
     return {"run": label, "seed": seed, "name": cfg.name, "epochs": len(rows),
             "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
-            "device": test.get("device"), "best_epoch": test["epoch"], "best_val_miou": test["val_miou"],
-            "test_miou": test["test_miou"], "test_scenes": test["test_scenes"], "final_val_miou": rows[-1]["val_miou"],
-            "phase_end_miou": {str(r["phase"]): r["val_miou"] for r in rows}}
+            "device": test.get("device"), "best_epoch": test["epoch"], "best_val_miou": test["val_miou_network_res"],
+            "test_miou": test["test_miou"], "test_scenes": test["test_scenes"],
+            "final_val_miou": rows[-1]["val_miou_network_res"],
+            "phase_end_miou": {str(r["phase"]): r["val_miou_network_res"] for r in rows}}
 
 
 def spread(values: list[float]) -> float | None:

@@ -38,6 +38,7 @@ class ModelInfo:
     binarized: bool = True
     training_command: str = ""
     commit: str = ""
+    training_config: dict = field(default_factory=dict)   # the run's TrainConfig fields (provenance)
     extra: dict = field(default_factory=dict)  # any further bisegunet.* keys, kept verbatim
 
     def to_metadata(self) -> dict[str, str]:
@@ -47,7 +48,8 @@ class ModelInfo:
             "class_names": list(self.classes.names), "palette": [list(c) for c in self.classes.palette],
             "input_size": [self.input_height, self.input_width], "mean": list(self.mean),
             "std": list(self.std), "channel_order": self.channel_order, "binarized": self.binarized,
-            "training_command": self.training_command, "commit": self.commit, **self.extra,
+            "training_command": self.training_command, "commit": self.commit,
+            "training_config": self.training_config, **self.extra,
         }
         return {PREFIX + k: json.dumps(v) for k, v in values.items()}
 
@@ -84,6 +86,7 @@ class ModelInfo:
                 channel_order=values.pop("channel_order"), name=values.pop("name", "bisegunet"),
                 preset=values.pop("preset", ""), binarized=bool(values.pop("binarized", True)),
                 training_command=values.pop("training_command", ""), commit=values.pop("commit", ""),
+                training_config=dict(values.pop("training_config", {})),
                 extra={k: v for k, v in values.items() if k != "format_version"},
             )
         except (TypeError, ValueError) as exc:

@@ -1,6 +1,7 @@
 """TensorRT engine caching: the plain-Python key/sidecar logic here, the real build where TensorRT exists."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -122,6 +123,19 @@ def test_stale_engine_is_rebuilt_never_run(cache, onnx, key, change):
         sidecar_path(engine).unlink()
     assert resolve_engine(cache, onnx, key, build) == engine
     assert build.calls == 2 and read_sidecar(engine) == key
+
+
+def test_the_key_hashes_the_onnx_content_not_its_path(tmp_path, onnx):
+    """What the node and bisegunet-build-engine key engines by (engine_build.current_key): an ONNX rewritten
+    in place needs a new engine, the same bytes under another name reuse the engine."""
+    key = EngineKey.of("10.3.0", "Orin (nvgpu)", "8.7", "fp16", onnx, (1, 2, 4), True)
+    assert key.onnx_sha256 == hashlib.sha256(onnx.read_bytes()).hexdigest() and key.batch_range == "1-4"
+    copy = tmp_path / "elsewhere" / "renamed.onnx"
+    copy.parent.mkdir()
+    copy.write_bytes(onnx.read_bytes())
+    assert EngineKey.of("10.3.0", "Orin (nvgpu)", "8.7", "fp16", copy, (1, 2, 4), True) == key
+    write_tiny_onnx(onnx, tiny_info(64, 64))                      # same path, another model
+    assert EngineKey.of("10.3.0", "Orin (nvgpu)", "8.7", "fp16", onnx, (1, 2, 4), True) != key
 
 
 def test_without_build_a_mismatch_names_both_files_and_the_difference(cache, onnx, key):

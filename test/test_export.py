@@ -46,7 +46,8 @@ def write_checkpoint(path, overrides: list[str] = ()):
                            "binarized": {n: True for n, _ in binary_layers(model)},
                            "data": {"height": H, "width": W, "mean": MEAN, "std": STD,
                                     "class_names": list(CITYSCAPES.names)},
-                           "command": "bisegunet-train --config test", "commit": "abc123"})
+                           "command": "bisegunet-train --config test", "commit": "abc123",
+                           "train_config": {"name": "test", "seed": 3, "data": {"seed": 0}}})
     return path
 
 
@@ -104,6 +105,7 @@ def test_metadata_makes_the_file_enough(exported):
     assert info.classes == CITYSCAPES and (info.input_height, info.input_width) == (H, W)
     assert list(info.mean) == MEAN and info.binarized and info.preset == "tiny"
     assert info.training_command == "bisegunet-train --config test" and info.commit == "abc123"
+    assert info.training_config == {"name": "test", "seed": 3, "data": {"seed": 0}}    # provenance: the run's config
     assert backend.max_batch > 1           # dynamic batch
 
 
@@ -235,7 +237,7 @@ def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):
     fp32 = SegmentationPipeline(load_backend(exported, "onnxruntime")).run(frames)
     int8 = SegmentationPipeline(backend).run(frames)
     agreement = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, int8)])
-    assert agreement > 0.5
+    assert agreement > 0.88      # measured 0.910 (ONNX Runtime 1.32, x86 CPU); the margin is for other CPUs' kernels
 
 
 def test_missing_and_corrupt_checkpoints_are_named(tmp_path, caplog):

@@ -45,6 +45,32 @@ def test_estimators_differ_in_backward_and_clip_outside_one():
     assert w.grad.tolist() == [0.0, 1.0, 2.0, 1.0, 0.0]      # 2 - 2|w|
 
 
+def test_irnet_standardisation_is_in_the_binarized_forward_pass():
+    """weight_standardization=true: a binary layer of the built model convolves with sign(standardised W)
+    times alpha, alpha initialised to the standardised weights' mean |W|. Weights whose channel means are
+    far from zero make the test sharp: there sign(W) is one sign per channel, sign(standardised W) is not."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    model = build_model(replace(load_model_config("tiny"), weight_standardization=True))
+    _, conv = binary_layers(model)[0]
+    with torch.no_grad():
+        offset = torch.tensor([0.5, -0.5]).repeat(conv.out_channels // 2 + 1)[:conv.out_channels]
+        conv.weight.copy_(0.1 * torch.randn_like(conv.weight) + offset.view(-1, 1, 1, 1))
+    conv.binarized = True
+    w = conv.weight.detach()
+    standardised = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+    alpha = standardised.abs().mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
+    sign = torch.where(standardised >= 0, 1.0, -1.0)
+    x = torch.randn(1, conv.in_channels, 8, 8)
+    expected = F.conv2d(x, sign * alpha, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    plain = F.conv2d(x, torch.where(w >= 0, 1.0, -1.0) * alpha, conv.bias, conv.stride, conv.padding,
+                     conv.dilation, conv.groups)
+    assert not torch.allclose(expected, plain, atol=1e-3)                # the two readings differ here
+    torch.testing.assert_close(conv(x).detach(), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_float_mode_is_an_ordinary_conv():
     conv = BinaryConv2d(3, 5, 3, padding=1, bias=True)
     plain = torch.nn.Conv2d(3, 5, 3, padding=1, bias=True)

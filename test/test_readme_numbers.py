@@ -73,3 +73,22 @@ def test_every_row_says_not_measured_without_any_file(tmp_path):
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     text = summary.block(tmp_path)              # no bench files at all
     assert text.count("not measured (") == len(summary.ROWS)
+
+
+def test_the_shipped_model_row_is_refused_when_model_and_record_do_not_name_each_other(tmp_path):
+    """The record's onnx_sha256 is the model file's, and the model's metadata has the record's command and
+    commit (bench/shipped.record_mismatch); a model re-exported without its record, or a record rewritten
+    for another run, gives "refused" and a shortfall instead of the record's numbers."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(ROOT / "models/bisegunet_tiny.onnx", tmp_path / "models")
+    record = json.loads((ROOT / summary.SHIPPED_RECORD).read_text())
+    shipped = next(r for r in summary.ROWS if r[1] == summary.SHIPPED_RECORD)
+    for change, expected in [({}, None), ({"onnx_sha256": "0" * 64}, "sha256 is not the record's onnx_sha256"),
+                             ({"commit": "0123456789ab"}, "metadata has commit 'b34dffb45c6d'"),
+                             ({"command": record["command"] + " seed=1"}, "metadata has command")]:
+        (tmp_path / summary.SHIPPED_RECORD).write_text(json.dumps({**record, **change}))
+        line, short = summary.row(tmp_path, *shipped)
+        if expected is None:
+            assert "refused" not in line and f"{100 * record['test_miou']:.2f} %" in line and short == []
+        else:
+            assert "| refused: " in line and expected in line and "test mIoU" not in line and len(short) == 1

@@ -65,14 +65,45 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
 
 
+def score_checkpoint(path: Path, dataset) -> float:
+    """mIoU of a checkpoint on `dataset`, computed here without the trainer."""
+    from bisegunet_ros.metrics import ConfusionMatrix
+    from bisegunet_training.export import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(path)
+    matrix = ConfusionMatrix(19)
+    with torch.no_grad():
+        for image, label in (dataset[i] for i in range(len(dataset))):
+            matrix.update(label.numpy(), model(image[None]).argmax(1)[0].numpy())
+    return matrix.summary()["miou"]
+
+
 def test_best_checkpoint_is_scored_once_on_the_test_split(tmp_path):
-    """best.pt is chosen on validation scenes, then scored on test scenes: test.json names its epoch."""
-    assert train_main(["--config", CI, f"out_dir={tmp_path}", "iters_per_epoch=2", "data.test_size=6"]) == 0
+    """best.pt is chosen on validation scenes, then scored on test scenes: test.json names its epoch and
+    holds best.pt's score. Scored again with last.pt replaced by another model of a later epoch, the
+    result is the same: test() never reads last.pt."""
+    from bisegunet_training.checkpoint import save_checkpoint
+    from bisegunet_training.config import load_config
+    from bisegunet_training.data import build_dataset
+    from bisegunet_training.train import Trainer
+    from bisegunet_training.train_config import TrainConfig
+
+    args = [f"out_dir={tmp_path}", "iters_per_epoch=2", "data.test_size=6"]
+    assert train_main(["--config", CI, *args]) == 0
     test = json.loads((tmp_path / "ci" / "test.json").read_text())
     history = rows(tmp_path / "ci")
-    best = max((r for r in history if r["binarized_fraction"] == 1), key=lambda r: r["val_miou"])
-    assert test["epoch"] == best["epoch"] and test["val_miou"] == pytest.approx(best["val_miou"])
-    assert test["test_scenes"] == 6 and 0 <= test["test_miou"] <= 1 and test["device"] == "cpu"
+    best = max((r for r in history if r["binarized_fraction"] == 1), key=lambda r: r["val_miou_network_res"])
+    assert test["epoch"] == best["epoch"]
+    assert test["val_miou_network_res"] == pytest.approx(best["val_miou_network_res"])
+    test_scenes = build_dataset("synthetic", "test", 64, 128, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], length=6)
+    assert test["test_scenes"] == 6 and test["device"] == "cpu" and test["test_split"] == "test"
+    assert test["test_miou"] == pytest.approx(score_checkpoint(tmp_path / "ci" / "best.pt", test_scenes), abs=1e-9)
+    last = load_checkpoint(tmp_path / "ci" / "last.pt")
+    last["model"] = {k: v.flip(0) if v.is_floating_point() and v.ndim > 1 else v for k, v in last["model"].items()}
+    save_checkpoint(tmp_path / "ci" / "last.pt", {**last, "epoch": 99})
+    assert score_checkpoint(tmp_path / "ci" / "last.pt", test_scenes) != pytest.approx(test["test_miou"])
+    again = Trainer(load_config(CI, TrainConfig, args)).test()
+    assert again["epoch"] == test["epoch"] and again["test_miou"] == pytest.approx(test["test_miou"], abs=1e-9)
 
 
 def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
@@ -80,7 +111,7 @@ def test_options_beyond_the_paper_are_on_when_asked(tmp_path):
     assert train_main(["--config", CI, f"out_dir={tmp_path}", "iters_per_epoch=2", "distill_weight=1.0",
                        "model_overrides=[weight_standardization=true]"]) == 0
     history = rows(tmp_path / "ci")
-    assert "loss_distill" not in history[0] and history[1]["loss_distill"] >= 0   # the teacher exists from phase 2
+    assert "loss_distill" not in history[0] and history[1]["loss_distill"] > 0   # the teacher exists from phase 2
     state = load_checkpoint(tmp_path / "ci" / "last.pt")
     assert state["model_config"]["weight_standardization"] is True and state["teacher"] is not None
 
@@ -96,7 +127,8 @@ def test_training_bench_reports_the_options_each_row_ran_with():
     assert "IR-Net on" in described["irnet"] and "IR-Net off" in described["paper"]
     assert "phases 5/10/3" in described["paper"] and "distillation off" in described["paper"]
     cfg = config(overrides("irnet", 2, "runs/x", "cuda", []))
-    assert (cfg.seed, cfg.name, cfg.device, cfg.data.seed) == (2, "irnet_seed2", "cuda", 0)   # same scenes every seed
+    assert (cfg.seed, cfg.name, cfg.device, cfg.data.seed) == (2, "irnet_seed2", "cuda", 0)   # training scenes
+    # follow the run seed (split_seed), validation and test scenes are those of data.seed 0 every seed
 
 
 def test_training_bench_shows_only_the_digits_the_spread_supports():
@@ -117,10 +149,12 @@ def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path)
         for seed, value in enumerate(values):
             run = tmp_path / run_name(label, seed)
             run.mkdir()
-            epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1, "val_miou": value + 0.01 * e}
+            epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1,
+                       "val_miou_network_res": value + 0.01 * e}
                       for e in range(3)]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
-            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou": value + 0.02,
+            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2,
+                                                       "val_miou_network_res": value + 0.02,
                                                        "test_miou": value, "test_scenes": 200}))
     markdown = report(["float", "paper"], str(tmp_path), [], "python -m bench.training", tmp_path / "training")
     rows = json.loads((tmp_path / "training.json").read_text())["rows"]
@@ -130,6 +164,113 @@ def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path)
     assert rows["paper"]["gap_standard_error"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
     assert "| 3 | 31 ± 1 | 30.0 - 32.0 |" in markdown and "| 3 | 27 ± 2 | 25.0 - 29.0 | 4 ± 1 | yes |" in markdown
     assert "0.7 points" not in markdown and rows["paper"]["minutes_mean"] == pytest.approx(1.5)
+
+
+def test_training_scenes_follow_the_run_seed_validation_and_test_scenes_do_not():
+    """split_seed: training seeds data_seed + 3 s are never a validation or test seed, for any run seed s;
+    make-bag's default scene seed is none of them and a data.seed that would make it one is refused."""
+    from bisegunet_training.data import HELD_OUT_BAG_SEED, split_seed
+
+    train = [split_seed(0, "train", s) for s in range(2000)]
+    assert len(set(train)) == 2000 and split_seed(0, "train", 0) == 0         # run seed 0: the scenes of before
+    fixed = {split_seed(0, "val", s) for s in range(5)} | {split_seed(0, "test", s) for s in range(5)}
+    assert len(fixed) == 2 and not fixed & set(train) and HELD_OUT_BAG_SEED not in fixed | set(train)
+    for data_seed, split in ((HELD_OUT_BAG_SEED, "train"), (HELD_OUT_BAG_SEED - 1_000_003, "val")):
+        with pytest.raises(ValueError, match="make-bag's held-out bags"):
+            split_seed(data_seed, split)
+
+
+def test_make_bag_draws_its_default_scenes_from_no_split(tmp_path):
+    """A bag of bisegunet-make-bag's defaults holds the scenes of HELD_OUT_BAG_SEED, which split_seed refuses."""
+    import numpy as np
+
+    from bisegunet_ros.evaluation.bag_io import read_messages
+    from bisegunet_ros.image_codec import decode_message
+    from bisegunet_training.data import HELD_OUT_BAG_SEED, render_scene, split_seed
+    from bisegunet_training.make_bag import main as make_bag
+
+    assert make_bag([str(tmp_path / "bag"), "--frames", "1", "--height", "32", "--width", "64"]) == 0
+    rgb = decode_message(next(iter(read_messages(tmp_path / "bag", ["/camera/image_raw"]))).decode())
+    assert np.array_equal(rgb, render_scene(HELD_OUT_BAG_SEED, 0, 32, 64)[0])
+    for seed in (split_seed(0, "train", 0), split_seed(0, "val"), split_seed(0, "test")):
+        assert not np.array_equal(rgb, render_scene(seed, 0, 32, 64)[0])
+
+
+def trainer(tmp_path: Path, *overrides: str):
+    from bisegunet_training.config import load_config
+    from bisegunet_training.train import Trainer
+    from bisegunet_training.train_config import TrainConfig
+
+    return Trainer(load_config(CI, TrainConfig, [f"out_dir={tmp_path}", *overrides]))
+
+
+def test_the_trainers_test_scenes_are_neither_validation_nor_training_scenes(tmp_path):
+    """As the trainer builds them: with run seed 1 its training scenes are not run seed 0's, its validation
+    scenes are, and no test image is a validation or training image."""
+    from bisegunet_training.data import build_dataset
+
+    run = trainer(tmp_path, "seed=1", "data.train_size=6", "data.val_size=6", "data.test_size=6",
+                  "data.augment=false")
+    images = {name: [ds[i][0] for i in range(len(ds))] for name, ds in (
+        ("train", run.train_set), ("val", run.val_set), ("test", next(iter(run.test_loaders.values())).dataset))}
+    assert not any(torch.equal(t, other) for t in images["test"] for other in images["val"] + images["train"])
+    seed0 = {split: build_dataset("synthetic", split, 64, 128, run.cfg.data.mean, run.cfg.data.std, length=1)[0][0]
+             for split in ("train", "val")}
+    assert not torch.equal(images["train"][0], seed0["train"]) and torch.equal(images["val"][0], seed0["val"])
+
+
+def test_resume_restores_the_learning_rate_schedule(tmp_path):
+    """--resume continues the cosine schedule where it was, not from its first step."""
+    from bisegunet_training.checkpoint import save_checkpoint
+
+    first = trainer(tmp_path, "data.train_size=8", "data.val_size=2")
+    for _ in range(4):
+        first.optimizer.step()
+        first.scheduler.step()
+    save_checkpoint(tmp_path / "last.pt", first.state(0))
+    resumed = trainer(tmp_path, "data.train_size=8", "data.val_size=2")
+    resumed.resume(tmp_path / "last.pt")
+    for run in (first, resumed):
+        run.optimizer.step()
+        run.scheduler.step()
+    assert resumed.scheduler.last_epoch == first.scheduler.last_epoch == 5
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(first.optimizer.param_groups[0]["lr"])
+    assert first.optimizer.param_groups[0]["lr"] != pytest.approx(first.cfg.lr * first.schedule.lr_factor(1 / 3))
+
+
+def confusion_on_rank(rank: int, port: int, overrides: list[str], out: Path) -> None:
+    """One of two gloo processes: the trainer's validation and test confusion matrices, as reduced over ranks."""
+    import numpy as np
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    run = trainer(out, *overrides)
+    for name, loader in (("val", run.val_loader), ("test", next(iter(run.test_loaders.values())))):
+        np.save(out / f"{name}{rank}.npy", run.confusion(loader).matrix)
+    run.dist.close()
+
+
+def test_two_process_scoring_counts_each_sample_once_and_sums_the_ranks(tmp_path):
+    """5 validation and 3 test scenes over 2 gloo processes: each rank's reduced confusion matrix is the
+    one-process matrix (a padded sampler counts a scene twice, an unreduced one misses the other rank's)."""
+    import socket
+
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    overrides = ["data.train_size=4", "data.val_size=5", "data.test_size=3", "batch_size=4"]
+    mp.spawn(confusion_on_rank, args=(port, overrides, tmp_path), nprocs=2)
+    one = trainer(tmp_path, *overrides)
+    for name, loader, scenes in (("val", one.val_loader, 5), ("test", next(iter(one.test_loaders.values())), 3)):
+        single = one.confusion(loader).matrix
+        labelled = sum(int((loader.dataset[i][1] != 255).sum()) for i in range(scenes))
+        assert single.sum() == labelled
+        for rank in (0, 1):
+            assert np.array_equal(np.load(tmp_path / f"{name}{rank}.npy"), single), (name, rank)
 
 
 def test_train_val_and_test_scenes_are_distinct():
@@ -275,6 +416,11 @@ def test_two_process_ddp_trains_with_bf16_and_channels_last(tmp_path):
     single, ddp = rows(tmp_path / "one" / "ci"), rows(tmp_path / "two" / "ci")
     assert len(single) == len(ddp) == 3
     assert ddp[0]["loss_total"] == pytest.approx(single[0]["loss_total"], rel=0.05)
+
+
+def test_malformed_test_input_sizes_are_refused_with_the_key_named(tmp_path, caplog):
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "data.test_size=2", "data.test_input_sizes=[512]"]) == 2
+    assert "data.test_input_sizes must be [height, width] pairs" in caplog.text and "got [512]" in caplog.text
 
 
 def test_unknown_regulariser_reduction_is_refused(tmp_path, caplog):

@@ -10,7 +10,8 @@ Opset 17; binary weights folded to sign * alpha and BatchNorm folded (fold.py); 
 share one call. The graph takes uint8 RGB pixels (N, H, W, 3) and gives uint8 `labels` and
 `confidence` (uint8_graph.py); `--logits` adds the float logits. metadata_props carry classes,
 palette, input size, mean/std, channel order, preset, binarized flag, the class filter and the
-training command and commit (bisegunet_ros/model_info.py).
+training command, commit and configuration (bisegunet_ros/model_info.py): with the training record's
+sha256 of this file (bench/shipped.py), model and record name each other.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def model_info(state: dict, height: int, width: int, binarized: bool, dynamic_ba
                      input_width=width, mean=tuple(data["mean"]), std=tuple(data["std"]), channel_order="rgb",
                      name=name, preset=cfg["name"], binarized=binarized,
                      training_command=state.get("command", ""), commit=state.get("commit", ""),
+                     training_config=state.get("train_config", {}),
                      extra={"precision": "fp32", "dynamic_batch": dynamic_batch, "opset": OPSET})
 
 

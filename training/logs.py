@@ -65,8 +65,8 @@ def plot_curves(jsonl: Path, boundaries: tuple[int, int], out: Path) -> Path:
     rows = read_rows(jsonl)
     epochs = [r["epoch"] + 1 for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot(epochs, [100 * (r["val_miou"] or 0) for r in rows], marker="o", ms=3)
-    top.set_ylabel("validation mIoU (%)")
+    top.plot(epochs, [100 * (r["val_miou_network_res"] or 0) for r in rows], marker="o", ms=3)
+    top.set_ylabel("val mIoU, network res (%)")
     bottom.plot(epochs, [r["lr"] for r in rows], color="#d8833b")
     bottom.set_ylabel("learning rate (end of epoch)")
     bottom.set_xlabel("epoch")

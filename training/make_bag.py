@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from bisegunet_ros.evaluation.bag_io import write_labelled_frames
 
-from .data import MASK_FORMATS, DatasetError, FolderDataset, check_masks, class_definition, render_scene
+from .data import (HELD_OUT_BAG_SEED, MASK_FORMATS, DatasetError, FolderDataset, check_masks, class_definition,
+                   render_scene)
 from .data.datasets import PairedFiles, cityscapes_pairs, folder_pairs
 
 log = logging.getLogger(__name__)
-SYNTHETIC_SEED = 9_000_011   # a seed no training or validation split uses
 
 
 def frames_of(args):
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--difficulty", type=float, default=0.6)
-    parser.add_argument("--seed", type=int, default=SYNTHETIC_SEED)
+    parser.add_argument("--seed", type=int, default=HELD_OUT_BAG_SEED,
+                        help="synthetic: scene seed (default: one that training refuses as a split's seed)")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--frame-id", default="camera")
     parser.add_argument("--format", choices=("rgb8", "bgr8", "jpeg"), default="rgb8")

@@ -1,13 +1,14 @@
 """`bisegunet-make-dataset`: render synthetic street scenes once to image/mask folders.
 
     bisegunet-make-dataset OUT [--train 20000 --val 200 --test 200 --height 128 --width 256 --difficulty 0.6
-                               --workers N]
+                               --workers N --seed 0 --run-seed 0]
 
 Rendering scenes on the fly costs CPU time a fast GPU waits for (bench/data_speed.md measures both
 paths). Rendered once, `data.kind=folders data.root=OUT` trains from PNG files instead:
 OUT/{train,val,test}/{images,masks}/NNNNNN.png (test only with --test), masks as single-channel
 Cityscapes train ids (255 = ignore), the layout and id format the `folders` kind reads. The scenes
-are exactly those of `data.kind=synthetic` with the same seed and difficulty: training scenes
+are exactly those of `data.kind=synthetic` with the same seeds and difficulty (training scenes of
+--run-seed, the run's `seed`: one folder per run seed for a seed study): training scenes
 rendered at `TRAIN_RENDER_SCALE` times the network size (room for random scale and crop),
 validation and test scenes from their own seeds at the network size, never a training scene.
 The work is numpy and OpenCV, on all cores; no torch code here.
@@ -25,7 +26,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .data import SPLIT_SEED_OFFSETS
+from .data import split_seed
 from .data.scenes import TRAIN_RENDER_SCALE, render_scene
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def render_split(out: Path, count: int, seed: int, height: int, width: int, diff
 
 
 def make_dataset(out: Path, train: int, val: int, height: int, width: int, difficulty: float = 0.6, seed: int = 0,
-                 workers: int = 1, test: int = 0) -> Path:
+                 workers: int = 1, test: int = 0, run_seed: int = 0) -> Path:
     """Render the training, validation and (test > 0) test split of `seed` under `out` (module docstring);
     each split from its own seed, as data.kind=synthetic draws them."""
     if out.exists() and any(out.iterdir()):
@@ -66,11 +67,11 @@ def make_dataset(out: Path, train: int, val: int, height: int, width: int, diffi
                          f"{height}x{width}")
     if not 0 <= difficulty <= 1:
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
-    render_split(out / "train", train, seed, round(height * TRAIN_RENDER_SCALE), round(width * TRAIN_RENDER_SCALE),
-                 difficulty, workers, "train")
-    render_split(out / "val", val, seed + SPLIT_SEED_OFFSETS["val"], height, width, difficulty, workers, "val")
+    render_split(out / "train", train, split_seed(seed, "train", run_seed), round(height * TRAIN_RENDER_SCALE),
+                 round(width * TRAIN_RENDER_SCALE), difficulty, workers, "train")
+    render_split(out / "val", val, split_seed(seed, "val"), height, width, difficulty, workers, "val")
     if test > 0:
-        render_split(out / "test", test, seed + SPLIT_SEED_OFFSETS["test"], height, width, difficulty, workers, "test")
+        render_split(out / "test", test, split_seed(seed, "test"), height, width, difficulty, workers, "test")
     return out
 
 
@@ -84,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=256, help="network input width (data.width)")
     parser.add_argument("--difficulty", type=float, default=0.6)
     parser.add_argument("--seed", type=int, default=0, help="data.seed")
+    parser.add_argument("--run-seed", type=int, default=0, help="the run's seed: draws the training scenes")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rendering processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         make_dataset(args.out, args.train, args.val, args.height, args.width, args.difficulty, args.seed, args.workers,
-                     args.test)
+                     args.test, args.run_seed)
     except (FileExistsError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1

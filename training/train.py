@@ -6,8 +6,11 @@
 Phase 1 float, phase 2 incremental binarization, phase 3 fully binary; Adam with a cosine
 learning rate that restarts at each phase boundary. Rank 0 writes runs/<name>/: last.pt (every
 epoch, atomically), best.pt (best validation mIoU once every binary layer is binary, or of the
-whole run for a float baseline), metrics.jsonl, TensorBoard events and curves.png; with a test
-split (data.test_size), best.pt is scored once on it at the end: test.json.
+whole run for a float baseline), metrics.jsonl, TensorBoard events and curves.png. Validation, every
+epoch, scores at the network size (labels resized to it: `val_miou_network_res`); with a test split
+(data.test_size), best.pt is scored once on it at the end at the label's full resolution (logits
+upsampled bilinearly, the Cityscapes convention, docs/metrics.md), at each of data.test_input_sizes:
+test.json. Under DDP each rank scores its own samples once and the confusion matrices are summed.
 """
 from __future__ import annotations
 
@@ -68,9 +71,11 @@ class Distributed:
         return self.rank == 0
 
     def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks, on the CPU (through this rank's device: NCCL reduces only GPU tensors)."""
         if self.world > 1:
+            tensor = tensor.to(self.device)
             dist.all_reduce(tensor)
-        return tensor
+        return tensor.cpu()
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -126,15 +131,22 @@ class Trainer:
         common = dict(height=d.height, width=d.width, seed=d.seed, difficulty=d.difficulty, root=d.root,
                       mean=d.mean, std=d.std, classes=self.classes, mask_format=d.mask_format)
         self.train_set = build_dataset(d.kind, "train", length=d.train_size, augment=d.augment, scale_range=(
-            d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, **common)
+            d.scale_min, d.scale_max), flip=d.flip, color_jitter=d.color_jitter, run_seed=cfg.seed, **common)
         self.val_set = build_dataset(d.kind, "val", length=d.val_size, augment=False, **common)
-        # held-out scenes scored once, with the checkpoint the validation split chose (best.pt)
-        test_set = (build_dataset(d.kind, "test", length=d.test_size, augment=False, **common)
-                    if d.test_size > 0 else None)
+        # held-out scenes scored once, with the checkpoint the validation split chose (best.pt), at the
+        # label's resolution for each network input size
+        if d.test_size > 0 and d.test_split == "val":
+            log.warning("data.test_split=val: the test score is on the split that chose best.pt (selection-biased)")
+        sizes = d.test_input_sizes or [[d.height, d.width]]
+        if not all(isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s) for s in sizes):
+            raise ValueError(f"data.test_input_sizes must be [height, width] pairs of positive integers, e.g. "
+                             f"[[1024, 2048], [512, 1024]]; got {d.test_input_sizes!r}")
+        test_sets = {(h, w): build_dataset(d.kind, d.test_split, length=d.test_size, augment=False,
+                                           full_resolution_labels=True, **{**common, "height": h, "width": w})
+                     for h, w in sizes} if d.test_size > 0 else {}
         scan = check_masks(self.train_set, d.max_unknown_color_fraction, d.classes, cfg.workers)
-        for split in (self.val_set, test_set):      # a bad mask stops the run before the first step
-            if split is not None:
-                check_masks(split, d.max_unknown_color_fraction, d.classes, cfg.workers)
+        for split in (self.val_set, *test_sets.values()):      # a bad mask stops the run before the first step
+            check_masks(split, d.max_unknown_color_fraction, d.classes, cfg.workers)
         self.loss = SegmentationLoss(**{**asdict(cfg.loss), "class_weights": class_weights(
             cfg.loss.class_weights, self.train_set, scan, cfg.workers)})
         per_rank = cfg.batch_size // self.dist.world
@@ -142,8 +154,10 @@ class Trainer:
                                          distributed=self.dist.world > 1, seed=cfg.seed)
         self.val_loader = build_loader(self.val_set, per_rank, shuffle=False, workers=cfg.workers,
                                        distributed=self.dist.world > 1, seed=cfg.seed)
-        self.test_loader = build_loader(test_set, per_rank, shuffle=False, workers=cfg.workers,
-                                        distributed=self.dist.world > 1, seed=cfg.seed) if test_set is not None else None
+        # one sample a batch: labels at their own resolution need not share a size
+        self.test_loaders = {size: build_loader(test_set, 1, shuffle=False, workers=cfg.workers,
+                                                distributed=self.dist.world > 1, seed=cfg.seed)
+                             for size, test_set in test_sets.items()}
         self.steps = cfg.iters_per_epoch or len(self.train_loader)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -232,37 +246,52 @@ class Trainer:
         return {k: float(v) / float(totals[-1]) for k, v in zip(sorted(sums), totals[:-1])}
 
     @torch.no_grad()
-    def validate(self, loader=None) -> dict:
-        """Summary of the confusion matrix over `loader` (the validation split by default), all ranks summed."""
+    def confusion(self, loader) -> ConfusionMatrix:
+        """Confusion matrix over `loader`, summed over the ranks (each scored its own samples once). Logits
+        smaller than the label are upsampled bilinearly to it: scored at the label's resolution."""
         self.model.eval()
         num_classes = len(self.train_set.class_names)
         matrix = ConfusionMatrix(num_classes)
-        for images, labels in loader or self.val_loader:   # in fp32, as the exported model runs: no autocast
-            pred = self.model(self.precision.images(images)).argmax(1).cpu().numpy()
-            matrix.update(labels.numpy(), pred)
+        for images, labels in loader:   # in fp32, as the exported model runs: no autocast
+            logits = self.model(self.precision.images(images))
+            if logits.shape[-2:] != labels.shape[-2:]:
+                logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            matrix.update(labels.numpy(), logits.argmax(1).cpu().numpy())
         total = self.dist.all_sum(torch.from_numpy(matrix.matrix))
-        return ConfusionMatrix(num_classes, matrix=total.numpy()).summary(list(self.train_set.class_names))
+        return ConfusionMatrix(num_classes, matrix=total.numpy())
+
+    def validate(self, loader=None) -> dict:
+        """Summary of the confusion matrix over `loader` (the validation split by default)."""
+        return self.confusion(loader or self.val_loader).summary(list(self.train_set.class_names))
 
     def test(self) -> dict | None:
-        """Score best.pt once on the test split; rank 0 writes runs/NAME/test.json. None without a test split
-        or a best.pt (a binarized run that never became fully binary)."""
+        """Score best.pt once on the test split, at the label's resolution for each network input size; rank 0
+        writes runs/NAME/test.json (the first size's scores at the top). None without a test split or a
+        best.pt (a binarized run that never became fully binary)."""
         best = self.run_dir / "best.pt"
         self.dist.barrier()                                  # rank 0 has finished writing best.pt
-        if self.test_loader is None or not best.is_file():
+        if not self.test_loaders or not best.is_file():
             return None
         state = load_checkpoint(best)
         self.model.load_state_dict(state["model"])
         for name, on in state["binarized"].items():
             self.layers[name].binarized = on
-        summary = self.validate(self.test_loader)
+        scores = {}
+        for (h, w), loader in self.test_loaders.items():
+            summary = self.validate(loader)
+            scores[f"{h}x{w}"] = {k: summary[k] for k in ("miou", "mean_dice", "pixel_accuracy")}
+        first = next(iter(scores.values()))
         result = {"checkpoint": str(best), "device": str(self.dist.device), "epoch": state["epoch"] - 1,
-                  "val_miou": state["best_miou"],
-                  "test_scenes": len(self.test_loader.dataset), "test_miou": summary["miou"],
-                  "test_mean_dice": summary["mean_dice"], "test_pixel_accuracy": summary["pixel_accuracy"]}
+                  "val_miou_network_res": state["best_miou"], "test_split": self.cfg.data.test_split,
+                  "test_scenes": len(next(iter(self.test_loaders.values())).dataset),
+                  "test_scored_at": "label resolution (logits upsampled bilinearly)", "test_miou": first["miou"],
+                  "test_mean_dice": first["mean_dice"], "test_pixel_accuracy": first["pixel_accuracy"],
+                  "test_by_input_size": scores}
         if self.dist.main:
             (self.run_dir / "test.json").write_text(json.dumps(result, indent=2) + "\n")
-            log.info("test mIoU %.4f on %d held-out scenes (best.pt, epoch %d)", summary["miou"] or 0,
-                     result["test_scenes"], result["epoch"] + 1)
+            for size, s in scores.items():
+                log.info("test mIoU %.4f on %d held-out scenes at input %s, scored at the label's resolution "
+                         "(best.pt, epoch %d)", s["miou"] or 0, result["test_scenes"], size, result["epoch"] + 1)
         return result
 
     def fit(self) -> dict:
@@ -287,8 +316,9 @@ class Trainer:
                 self.best_miou = summary["miou"]
             row = {"epoch": epoch, "phase": self.schedule.phase(epoch) if self.binarize else 1,
                    "binarized_fraction": count / max(len(self.order), 1), "lr": self.optimizer.param_groups[0]["lr"],
-                   **{f"loss_{k}": v for k, v in losses.items()}, "val_miou": summary["miou"],
-                   "val_mean_dice": summary["mean_dice"], "val_pixel_accuracy": summary["pixel_accuracy"],
+                   **{f"loss_{k}": v for k, v in losses.items()}, "val_miou_network_res": summary["miou"],
+                   "val_mean_dice_network_res": summary["mean_dice"],
+                   "val_pixel_accuracy_network_res": summary["pixel_accuracy"],
                    "seconds": time.perf_counter() - started, "threads": torch.get_num_threads()}
             if main:
                 runlog.epoch(row)
@@ -296,7 +326,7 @@ class Trainer:
                 save_checkpoint(self.run_dir / "last.pt", state)
                 if improved:
                     save_checkpoint(self.run_dir / "best.pt", state)
-                log.info("epoch %d phase %d binary %.0f%% loss %.4f val mIoU %.4f%s", epoch + 1, row["phase"],
+                log.info("epoch %d phase %d binary %.0f%% loss %.4f val mIoU (network res) %.4f%s", epoch + 1, row["phase"],
                          100 * row["binarized_fraction"], losses["total"], summary["miou"] or 0,
                          " (best)" if improved else "")
         if main:
@@ -329,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if trainer.dist.main:
         test = f"; test mIoU {result['test']['test_miou'] or 0:.4f}" if result["test"] else ""
-        print(f"best mIoU {result['best_miou']:.4f}{test}; checkpoints in {trainer.run_dir}")
+        print(f"best val mIoU (network res) {result['best_miou']:.4f}{test}; checkpoints in {trainer.run_dir}")
     return 0
 
 

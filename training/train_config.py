@@ -14,8 +14,11 @@ class DataConfig:
     val_size: int = 200              # checkpoint selection (best.pt)
     test_size: int = 0               # synthetic: held-out scenes scored once with best.pt (0 = none);
                                      # files: > 0 scores the dataset's "test" split
+    test_split: str = "test"         # the split test_size scores (Cityscapes' test labels are withheld: val)
+    test_input_sizes: list = field(default_factory=list)   # [[h, w], ...] network inputs the test split is
+                                     # scored at, each at the label's full resolution; [] = [[height, width]]
     difficulty: float = 0.6          # synthetic: 0 easy .. 1 hard
-    seed: int = 0
+    seed: int = 0                    # synthetic: scenes of data.seed; training scenes also vary with the run's seed
     augment: bool = True             # random scale and crop, flip, colour jitter (section IV.B)
     scale_min: float = 0.75          # augmentation: random scale range, then crop
     scale_max: float = 1.5

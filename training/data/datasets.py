@@ -1,7 +1,8 @@
 """Datasets: built-in synthetic street scenes, the Cityscapes layout, and image/mask folders.
 
 Each yields (normalised float32 CHW image, int64 label) with train ids and 255 = ignore; the
-training split is augmented, the validation split only resized to the network size.
+training split is augmented, the validation split only resized to the network size, the test
+split's image resized and its label kept at its own resolution (full_resolution_labels).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class SegmentationDataset:
     in __getitem__: reading frames (`load`) needs no torch."""
 
     classes: ClassTable = CITYSCAPES
+    full_resolution_labels = False     # scoring at the label's resolution: the label is never resized
 
     def __init__(self, height: int, width: int, augment: Augment | None, mean, std):
         self.height, self.width, self.augment, self.mean, self.std = height, width, augment, mean, std
@@ -53,6 +55,8 @@ class SegmentationDataset:
             # torch's RNG is seeded per worker and epoch by the DataLoader: reproducible, new each epoch
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
             rgb, label = self.augment(rgb, label, rng)
+        elif self.full_resolution_labels:
+            rgb = resize_pair(rgb, label, self.height, self.width)[0]
         else:
             rgb, label = resize_pair(rgb, label, self.height, self.width)
         return to_tensors(rgb, label, self.mean, self.std)

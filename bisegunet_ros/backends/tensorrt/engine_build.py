@@ -25,7 +25,7 @@ from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
 from .engine_cache import (PRECISIONS, EngineCacheError, EngineKey, engine_path, prepare_cache_dir, read_verified,
-                           resolve_engine, sha256_of, timing_cache_path, write_with_sidecar)
+                           resolve_engine, timing_cache_path, write_with_sidecar)
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30
@@ -94,8 +94,7 @@ def current_key(cuda: CudaContext, onnx: Path, precision: str, batches: tuple[in
                 tf32: bool) -> EngineKey:
     """The key an engine must have to run on this machine with this ONNX and these builder settings."""
     trt = import_tensorrt()
-    return EngineKey(trt.__version__, cuda.name, cuda.compute_capability, precision, sha256_of(onnx),
-                     "-".join(map(str, batches)), "on" if tf32 else "off")
+    return EngineKey.of(trt.__version__, cuda.name, cuda.compute_capability, precision, onnx, batches, tf32)
 
 
 def use_timing_cache(trt, config, timing_file: Path) -> None:

@@ -50,6 +50,14 @@ class EngineKey:
     batch_range: str             # the optimization profile's batch sizes, "min-opt-max", e.g. "1-2-4"
     tf32: str                    # "on" | "off": TF32 tactics allowed for FP32 layers (BuilderFlag.TF32)
 
+    @classmethod
+    def of(cls, tensorrt_version: str, gpu_name: str, compute_capability: str, precision: str, onnx: Path,
+           batches: tuple[int, int, int], tf32: bool) -> "EngineKey":
+        """The key of an engine built from the file `onnx`: its content's hash, not its path, so an ONNX
+        rewritten in place gets a new engine and a copy elsewhere reuses the old one."""
+        return cls(tensorrt_version, gpu_name, compute_capability, precision, sha256_of(onnx),
+                   "-".join(map(str, batches)), "on" if tf32 else "off")
+
     def mismatches(self, other: "EngineKey") -> list[str]:
         """Human-readable differences, `self` being the engine's and `other` what runs now."""
         return [f"{name}: engine has {getattr(self, name)!r}, this machine needs {getattr(other, name)!r}"
