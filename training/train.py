@@ -53,10 +53,13 @@ class Distributed:
     def __init__(self, device: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-        if device == "cuda" and not cuda:
-            raise RuntimeError("device 'cuda' asked for but CUDA is not available")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available() and device != "cpu"      # auto | cpu | cuda | cuda:N (TrainConfig)
+        if device.startswith("cuda") and not cuda:
+            raise RuntimeError(f"device {device!r} asked for but CUDA is not available; use device=cpu or auto")
+        # torchrun gives each process its GPU (LOCAL_RANK); a single process may pick one with cuda:N
+        local = int(os.environ.get("LOCAL_RANK", device.partition(":")[2] or "0"))
+        if cuda and local >= torch.cuda.device_count():
+            raise RuntimeError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
         self.device = torch.device(f"cuda:{local}" if cuda else "cpu")
         if self.world > 1:
             dist.init_process_group("nccl" if cuda else "gloo")
@@ -151,7 +154,7 @@ class Trainer:
         # alphas of layers still in float get no gradient: DDP must expect unused parameters
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
                     if self.dist.world > 1 else self.model)
-        self.run_dir = Path(cfg.out_dir) / cfg.name
+        self.run_dir = cfg.run_dir
         self.start_epoch, self.best_miou, self.teacher = 0, -1.0, None
 
     # State
@@ -316,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(find_resource("train", args.config), TrainConfig, args.overrides)
+        if not args.resume and cfg.run_dir.is_dir() and any(cfg.run_dir.iterdir()):
+            raise FileExistsError(f"{cfg.run_dir} holds a run named {cfg.name!r} already; give another name=NAME, "
+                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or remove the directory")
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)
