@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...cli_args import COUNT
 from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", required=True, type=Path, help="model written by bisegunet-export (or -quantize)")
     parser.add_argument("--precision", default="fp16", choices=PRECISIONS,
                         help="int8 needs the QDQ model from bisegunet-quantize")
-    parser.add_argument("--max-batch", type=int, default=4, help="largest batch (cameras per call)")
+    parser.add_argument("--max-batch", type=COUNT, default=4, help="largest batch (cameras per call)")
     parser.add_argument("--engine-cache-dir", default="",
                         help="where engines are written (default $ROS_HOME/bisegunet_engines, ~/.ros when unset)")
     args = parser.parse_args(argv)
