@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def train(jobs: list[list[str]], parallel: int, device: str) -> list[str]:
             for slot in [s for s in range(parallel) if s not in running][:len(pending)]:
                 args = pending.pop(0)
                 cpus = cores[slot * share:(slot + 1) * share] or cores
-                log_path = Path(f"{run_dir(config(args))}.log")
+                shutil.rmtree(run_dir(config(args)), ignore_errors=True)    # --run trains afresh (bisegunet-train
+                log_path = Path(f"{run_dir(config(args))}.log")                # refuses an existing run name)
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 with log_path.open("w") as log:
                     running[slot] = (subprocess.Popen(

@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
     try:
