@@ -206,16 +206,17 @@ def test_several_image_topics_are_listed(tmp_path, model, caplog):
     assert eval_bag([str(bag), "--model", str(model), "--image-topic", "/rear/image", "--out", str(tmp_path / "r")]) == 0
 
 
-def test_the_bag_is_checked_before_the_model_loads(tmp_path, caplog):
+def test_the_bag_is_checked_before_the_model_loads(tmp_path, model, caplog):
+    """No TensorRT here: loading the model with it would fail, but the bag's missing topic is found first."""
     write_labelled_frames(tmp_path / "bag", frames(1))
-    (tmp_path / "garbage.onnx").write_text("not a model\n")
-    assert eval_bag([str(tmp_path / "bag"), "--model", str(tmp_path / "garbage.onnx"), "--label-topic", "/gt",
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "tensorrt", "--label-topic", "/gt",
                      "--out", str(tmp_path / "r")]) == 1
-    assert "no topic /gt in this bag" in caplog.text and "garbage.onnx" not in caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "no topic /gt in this bag" in errors[0]
     (tmp_path / "taken").mkdir()
-    assert eval_bag([str(tmp_path / "bag"), "--model", str(tmp_path / "garbage.onnx"), "--out-bag",
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "tensorrt", "--out-bag",
                      str(tmp_path / "taken"), "--out", str(tmp_path / "r")]) == 1
-    assert f"--out-bag {tmp_path / 'taken'} exists" in caplog.text
+    assert f"--out-bag {tmp_path / 'taken'} exists" in caplog.text and "TensorRT" not in caplog.text
 
 
 def test_a_model_of_another_class_count_than_the_bag_is_refused(tmp_path, model, caplog):

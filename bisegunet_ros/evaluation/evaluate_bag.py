@@ -229,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out-bag is for the offline mode (--model without --live or --pred-topic)")
     out = args.out or Path("reports") / args.bag.name
 
-    try:   # every input is checked before the model loads: a wrong bag or topic fails in a moment
+    try:   # every input is checked before the model loads: a wrong file, bag or topic fails in a moment
+        pipeline, backend = None, None
+        classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
+        if args.model:
+            args.model = str(find_resource("model", args.model))
+            classes = ModelInfo.from_onnx(args.model).classes
         if args.out_bag and args.out_bag.exists():
             raise FileExistsError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
         if args.image_topic is None:
@@ -238,11 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         if len(set(topics)) < len(topics):
             parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
         check_topics(args.bag, topics)
-        pipeline, backend = None, None
-        classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
-        if args.model:
-            args.model = str(find_resource("model", args.model))
-            classes = ModelInfo.from_onnx(args.model).classes
         check_classes(args.bag, classes)
         if args.model and not args.live and not args.pred_topic:
             from ..backends import load_backend
