@@ -230,3 +230,10 @@ def test_a_model_of_another_class_count_than_the_bag_is_refused(tmp_path, model,
     assert eval_bag([str(tmp_path / "bag19"), "--model", str(model), "--out", str(tmp_path / "r")]) == 0
     assert "its labels' classes are named class0" in caplog.text
 
+
+
+def test_a_failed_run_leaves_no_output_bag(tmp_path, model, caplog):
+    write_labelled_frames(tmp_path / "bag", ((rgb, np.full_like(labels, 30)) for rgb, labels in frames(2)))
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "onnxruntime", "--out",
+                     str(tmp_path / "r"), "--out-bag", str(tmp_path / "pred")]) == 1
+    assert "frame 1: ground truth" in caplog.text and not (tmp_path / "pred").exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -89,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=COUNT, default=os.cpu_count() or 1, help="rendering processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    created = not args.out.exists()
     try:
         make_dataset(args.out, args.train, args.val, args.height, args.width, args.difficulty, args.seed, args.workers,
                      args.test)
     except (FileExistsError, ValueError, OSError) as exc:
+        if created:
+            shutil.rmtree(args.out, ignore_errors=True)     # no half-rendered dataset stays
         log.error("%s", exc)
         return 1
     log.info("wrote %d training and %d validation scenes to %s; train with data.kind=folders data.root=%s",

@@ -10,12 +10,17 @@ Ground truth is a mono8 label image per frame (class ids of the model, 255 = ign
 classes (e.g. 255 "void") is a miss of the ground-truth class, as in the official Cityscapes
 evaluation, and counted in the report. Writes report.json, report.md and plots (sample pictures
 only when the bag's images are read: with --pred-topic, give --image-topic for them).
+
+Inputs are checked before the model loads: the model's metadata, --out-bag, the topics (without
+--image-topic: /camera/image_raw, else the bag's only Image or CompressedImage topic besides the
+labels), and the class names a make-bag bag records against the model's (check_classes).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -229,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out-bag is for the offline mode (--model without --live or --pred-topic)")
     out = args.out or Path("reports") / args.bag.name
 
+    out_bag_written = False        # by this run: removed again when the run fails
     try:   # every input is checked before the model loads: a wrong file, bag or topic fails in a moment
         pipeline, backend = None, None
         classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             classes = ModelInfo.from_onnx(args.model).classes
         if args.out_bag and args.out_bag.exists():
             raise FileExistsError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+        out_bag_written = bool(args.out_bag)
         if args.image_topic is None:
             args.image_topic = find_image_topic(args.bag, DEFAULT_IMAGE_TOPIC, (args.label_topic,))
         topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
@@ -254,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
     except (BagError, ModelError, ClassFileError, TimeoutError, OSError, ValueError) as exc:
+        if out_bag_written:
+            shutil.rmtree(args.out_bag, ignore_errors=True)     # no half-written output bag stays
         log.error("%s", exc)
         return 1
     if evaluation.evaluated == 0:
