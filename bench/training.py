@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -92,12 +91,12 @@ def train(jobs: list[list[str]], parallel: int, device: str) -> list[str]:
             for slot in [s for s in range(parallel) if s not in running][:len(pending)]:
                 args = pending.pop(0)
                 cpus = cores[slot * share:(slot + 1) * share] or cores
-                shutil.rmtree(run_dir(config(args)), ignore_errors=True)    # --run trains afresh (bisegunet-train
-                log_path = Path(f"{run_dir(config(args))}.log")                # refuses an existing run name)
+                log_path = Path(f"{run_dir(config(args))}.log")
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 with log_path.open("w") as log:
                     running[slot] = (subprocess.Popen(
-                        [sys.executable, "-m", "bisegunet_training.train", *command(args)[1:]], cwd=ROOT, stdout=log,
+                        [sys.executable, "-m", "bisegunet_training.train", *command(args)[1:], "--overwrite"], cwd=ROOT,
+                        stdout=log,
                         stderr=subprocess.STDOUT, env=env,
                         preexec_fn=(lambda cpus=cpus: os.sched_setaffinity(0, cpus)) if device == "cpu" else None),
                         log_path)

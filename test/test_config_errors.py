@@ -64,7 +64,7 @@ def test_an_existing_run_is_refused_and_resume_continues_it(tmp_path, caplog):
     before = (tmp_path / "ci" / "metrics.jsonl").read_text()
     assert train_main(args) == 2
     assert f"{tmp_path / 'ci'} holds a run named 'ci' already; give another name=NAME, continue it with " \
-           f"--resume {tmp_path / 'ci' / 'last.pt'}" in caplog.text
+           f"--resume {tmp_path / 'ci' / 'last.pt'}, or replace it with --overwrite" in caplog.text
     assert (tmp_path / "ci" / "metrics.jsonl").read_text() == before
     assert train_main([*args, "epochs=4", "--resume", str(tmp_path / "ci" / "last.pt")]) == 0
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "ci" / "metrics.jsonl").read_text().splitlines()]

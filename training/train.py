@@ -1,6 +1,6 @@
 """`bisegunet-train`: the paper's phased training (Algorithm 1, Table 10) on one or many processes.
 
-    bisegunet-train --config config/train/tiny_synthetic.yaml [key=value ...] [--resume runs/NAME/last.pt]
+    bisegunet-train --config config/train/tiny_synthetic.yaml [key=value ...] [--resume runs/NAME/last.pt | --overwrite]
     torchrun --nproc_per_node N -m bisegunet_training.train --config ...
 
 Phase 1 float, phase 2 incremental binarization, phase 3 fully binary; Adam with a cosine
@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, replace
@@ -314,17 +315,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="training config: a name (tiny_synthetic, ci) or a YAML path")
     parser.add_argument("--resume", help="checkpoint to continue from (runs/<name>/last.pt)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run of the same name (its directory is emptied first)")
     parser.add_argument("overrides", nargs="*", help="key=value, dotted for nested keys (data.height=256)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(find_resource("train", args.config), TrainConfig, args.overrides)
-        if not args.resume and cfg.run_dir.is_dir() and any(cfg.run_dir.iterdir()):
+        existing = not args.resume and cfg.run_dir.is_dir() and any(cfg.run_dir.iterdir())
+        if existing and not args.overwrite:
             raise FileExistsError(f"{cfg.run_dir} holds a run named {cfg.name!r} already; give another name=NAME, "
-                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or remove the directory")
+                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or replace it with --overwrite")
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)
+        if existing and trainer.dist.main:     # everything checked: only now does the old run go
+            shutil.rmtree(cfg.run_dir)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
