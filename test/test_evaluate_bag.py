@@ -194,8 +194,8 @@ def test_a_jpeg_bag_needs_no_image_topic_and_the_output_bag_scores_alone(tmp_pat
 def test_several_image_topics_are_listed(tmp_path, model, caplog):
     bag = tmp_path / "bag"
     image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
-    header = TYPESTORE.types["std_msgs/msg/Header"](stamp=TYPESTORE.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0),
-                                                    frame_id="camera")
+    stamp = TYPESTORE.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0)
+    header = TYPESTORE.types["std_msgs/msg/Header"](stamp=stamp, frame_id="camera")
     rgb, labels = next(frames(1))
     with BagWriter(bag) as writer:
         for topic, image, encoding in (("/front/image", rgb, "rgb8"), ("/rear/image", rgb, "rgb8"),
@@ -203,7 +203,8 @@ def test_several_image_topics_are_listed(tmp_path, model, caplog):
             writer.write(topic, "sensor_msgs/msg/Image", 1, image_message(image_type, header, image, encoding))
     assert eval_bag([str(bag), "--model", str(model), "--out", str(tmp_path / "r")]) == 1
     assert "several image topics, give one with --image-topic: /front/image, /rear/image" in caplog.text
-    assert eval_bag([str(bag), "--model", str(model), "--image-topic", "/rear/image", "--out", str(tmp_path / "r")]) == 0
+    assert eval_bag([str(bag), "--model", str(model), "--image-topic", "/rear/image",
+                     "--out", str(tmp_path / "r")]) == 0
 
 
 def test_the_bag_is_checked_before_the_model_loads(tmp_path, model, caplog):

@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         existing = not args.resume and cfg.run_dir.is_dir() and any(cfg.run_dir.iterdir())
         if existing and not args.overwrite:
             raise FileExistsError(f"{cfg.run_dir} holds a run named {cfg.name!r} already; give another name=NAME, "
-                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or replace it with --overwrite")
+                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or replace it with "
+                                  "--overwrite")
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)

@@ -58,7 +58,7 @@ class TrainConfig:
 
     name: str = "run"
     model: str = "tiny"              # preset name, YAML path, or torchvision:<architecture> (trained as float)
-    model_overrides: list[str] = field(default_factory=list)   # key=value on the model config: [weight_standardization=true]
+    model_overrides: list[str] = field(default_factory=list)   # key=value on the model: [weight_standardization=true]
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     epochs: int = 18

@@ -34,7 +34,8 @@ from ..image_codec import ImageDecodeError, decode_labels, decode_message, image
 from ..metrics import ConfusionMatrix
 from ..model_info import ModelError, ModelInfo
 from ..resources import find_resource
-from .bag_io import CLASS_NAMES_KEY, TYPESTORE, BagError, BagWriter, check_topics, class_names_of, find_image_topic, read_messages
+from .bag_io import (CLASS_NAMES_KEY, TYPESTORE, BagError, BagWriter, check_topics, class_names_of, find_image_topic,
+                     read_messages)
 from .report import write_report
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ def check_classes(bag: Path, classes) -> None:
         return
     if len(recorded) != len(classes):
         raise ValueError(f"{bag}: its labels are ids of {len(recorded)} classes ({', '.join(recorded)}), the model "
-                         f"has {len(classes)} ({', '.join(classes.names)}); evaluate a model trained on the bag's classes")
+                         f"has {len(classes)} ({', '.join(classes.names)}); evaluate a model trained on the bag's "
+                         "classes")
     log.warning("%s: its labels' classes are named %s, the model's %s; scored by id", bag, ", ".join(recorded),
                 ", ".join(classes.names))
 
