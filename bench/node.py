@@ -1,6 +1,6 @@
 """Host cost around inference, before and after issue 14, and node overhead; every figure names its network size.
 
-    python -m bench.node [--preset small] [--network 512x1024] [--frame 1024x512] [--frames 20] [--repeats 3]
+    python -m bench.node [--preset small] [--network 512x1024] [--frame 512x1024] [--frames 20] [--repeats 3]
     python -m bench.node --smoke --out DIR        # toy sizes, checks the path only
 
 A model of --preset with random weights (latency does not depend on their values) is exported at
@@ -50,11 +50,11 @@ WARMUP = 3
 
 
 def size_arg(text: str) -> tuple[int, int]:
-    """argparse type: "AxB" -> (A, B)."""
+    """argparse type: "HxW" -> (H, W), height first as everywhere (--size H W, --height --width)."""
     try:
         a, b = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected AxB, e.g. 512x1024, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 512x1024, got {text!r}") from None
     return a, b
 
 
@@ -186,7 +186,7 @@ def stages_in_processes(uint8_model: Path, core: Path, frame_size: tuple[int, in
     runs = []
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-m", "bench.node", "--stages", str(uint8_model), str(core),
-                              "--frame", f"{frame_size[1]}x{frame_size[0]}", "--frames", str(frames)],
+                              "--frame", f"{frame_size[0]}x{frame_size[1]}", "--frames", str(frames)],
                              cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise RuntimeError(f"stage timing failed:\n{out.stderr[-2000:]}")
@@ -246,7 +246,7 @@ def through_node(model: Path, frames: int, frame_size: tuple[int, int], profile:
     try:
         env["BENCH_NODE_PID"] = str(node.pid)
         out = subprocess.run([sys.executable, "-m", "bench.node", "--client", "--frames", str(frames),
-                              "--frame", f"{frame_size[1]}x{frame_size[0]}"], env=env, cwd=ROOT,
+                              "--frame", f"{frame_size[0]}x{frame_size[1]}"], env=env, cwd=ROOT,
                              capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--network", type=size_arg, default=(512, 1024), help="network size HxW")
-    parser.add_argument("--frame", type=size_arg, default=(1024, 512), help="camera frame size WxH (rgb8)")
+    parser.add_argument("--frame", type=size_arg, default=(512, 1024), help="camera frame size HxW (rgb8)")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="processes (at least 3 for reported numbers)")
     parser.add_argument("--skip-node", action="store_true", help="stage table only, no ROS node run")
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs=2, type=Path, metavar=("UINT8_MODEL", "CORE"), help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    frame_size = (args.frame[1], args.frame[0])          # (H, W)
+    frame_size = args.frame                              # (H, W)
     if args.client:
         print(json.dumps(client(args.frames, frame_size)))
         return 0

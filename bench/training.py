@@ -95,7 +95,8 @@ def train(jobs: list[list[str]], parallel: int, device: str) -> list[str]:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 with log_path.open("w") as log:
                     running[slot] = (subprocess.Popen(
-                        [sys.executable, "-m", "bisegunet_training.train", *command(args)[1:]], cwd=ROOT, stdout=log,
+                        [sys.executable, "-m", "bisegunet_training.train", *command(args)[1:], "--overwrite"], cwd=ROOT,
+                        stdout=log,
                         stderr=subprocess.STDOUT, env=env,
                         preexec_fn=(lambda cpus=cpus: os.sched_setaffinity(0, cpus)) if device == "cpu" else None),
                         log_path)

@@ -94,7 +94,7 @@ def decode_image(encoding: str, width: int, height: int, step: int, is_bigendian
     if layout is None:
         raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
     if width <= 0 or height <= 0:
-        raise ImageDecodeError(f"image size {width}x{height} is empty")
+        raise ImageDecodeError(f"image size {height}x{width} (HxW) is empty")
     if encoding in _CHROMA_PAIRED and width % 2:
         raise ImageDecodeError(f"{encoding} needs an even width (two pixels share chroma), got {width}")
     itemsize = np.dtype(layout.dtype).itemsize
@@ -168,7 +168,7 @@ def decode_labels(msg) -> np.ndarray:
     if dtype is None:
         raise ImageDecodeError(f"label images must be mono8 or mono16, got {msg.encoding!r}")
     if msg.width <= 0 or msg.height <= 0:
-        raise ImageDecodeError(f"label image size {msg.width}x{msg.height} is empty")
+        raise ImageDecodeError(f"label image size {msg.height}x{msg.width} (HxW) is empty")
     if msg.step < msg.width * dtype.itemsize:
         raise ImageDecodeError(f"label image step {msg.step} is smaller than one row of {msg.width} "
                                f"{msg.encoding} pixels")

@@ -59,9 +59,15 @@ BAD_INPUT = [
     ("bisegunet-export", ["--checkpoint", "absent.pt", "--out", "m.onnx"], "absent.pt"),
     ("bisegunet-quantize", ["--onnx", "garbage.onnx", "--out", "m.onnx"], "garbage.onnx"),
     ("bisegunet-quantize", ["--onnx", "absent.onnx", "--out", "m.onnx"], "absent.onnx"),
-    ("bisegunet-make-dataset", ["out", "--train", "0"], "need at least one scene per split"),
+    ("bisegunet-make-dataset", ["out", "--train", "0"], "--train: expected an integer >= 1, got '0'"),
     ("bisegunet-profile", ["--model", "absent_preset"], "absent_preset: model preset file not found"),
     ("bisegunet-segment-node", ["--ros-args", "-p", "model_path:=absent.onnx"], "absent.onnx"),
+    # values out of type or range: refused before any work (issue 25)
+    ("bisegunet-train", ["--config", "ci", "data.height=abc"], "data.height: 'abc' is not an integer"),
+    ("bisegunet-eval-bag", ["bag", "--model", "m.onnx", "--max-frames", "-1"], "--max-frames: expected an integer"),
+    ("bisegunet-make-dataset", ["out", "--test", "-1"], "--test: expected an integer >= 0"),
+    ("bisegunet-profile", ["--size", "512", "0"], "--size: expected an integer >= 8"),
+    ("bisegunet-quantize", ["--onnx", "m.onnx", "--out", "q.onnx", "--frames", "0"], "--frames: expected an integer"),
 ]
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bisegunet_ros.backends import load_backend
-from bisegunet_ros.evaluation.bag_io import TYPESTORE, BagError, BagWriter, read_messages, topics_of, write_labelled_frames
+from bisegunet_ros.evaluation.bag_io import (TYPESTORE, BagError, BagWriter, class_names_of, read_messages, topics_of,
+                                             write_labelled_frames)
 from bisegunet_ros.evaluation.evaluate_bag import main as eval_bag
 from bisegunet_ros.image_codec import decode_message, image_message
 from bisegunet_ros.metrics import ConfusionMatrix
@@ -106,7 +107,8 @@ def test_offline_equals_the_pipeline_on_every_frame(tmp_path, model, storage, im
     assert result["frames"]["evaluated"] == N
     for plot in ("per_class_iou.png", "confusion_matrix.png", "latency.png", "samples.png", "report.md"):
         assert (out / plot).stat().st_size > 1000
-    assert set(topics_of(tmp_path / "pred")) == {f"/camera/segmentation/{n}" for n in ("label", "color", "overlay")}
+    assert set(topics_of(tmp_path / "pred")) == {"/camera/labels", *(f"/camera/segmentation/{n}"
+                                                                     for n in ("label", "color", "overlay"))}
 
 
 def test_missing_topic_lists_what_the_bag_holds(tmp_path, model, caplog):
@@ -169,3 +171,70 @@ def test_live_through_the_real_node(tmp_path, model, capsys):
     if result["frames"]["evaluated"] == 8:  # the node answered every frame: same pixels, same labels
         assert result["metrics"]["miou"] == pytest.approx(report(offline)["metrics"]["miou"])
     assert f"mIoU: {100 * result['metrics']['miou']:.2f} %" in printed
+
+
+# Finding the images, failing fast, the output bag, the bag's classes
+
+
+def test_a_jpeg_bag_needs_no_image_topic_and_the_output_bag_scores_alone(tmp_path, model, caplog):
+    bag = tmp_path / "bag"
+    write_labelled_frames(bag, frames(), image_format="jpeg")
+    with caplog.at_level(logging.INFO):
+        assert eval_bag([str(bag), "--model", str(model), "--backend", "onnxruntime", "--out", str(tmp_path / "r"),
+                         "--out-bag", str(tmp_path / "pred")]) == 0
+    assert "reading images from /camera/image_raw/compressed (its only image topic)" in caplog.text
+    # the output bag carries the ground truth beside the predictions: it is evaluated on its own
+    assert eval_bag([str(tmp_path / "pred"), "--pred-topic", "/camera/segmentation/label",
+                     "--out", str(tmp_path / "again")]) == 0
+    assert report(tmp_path / "again")["metrics"] == report(tmp_path / "r")["metrics"]
+    assert report(tmp_path / "again")["frames"]["evaluated"] == N
+    assert class_names_of(tmp_path / "pred") == list(tiny_info().classes.names)
+
+
+def test_several_image_topics_are_listed(tmp_path, model, caplog):
+    bag = tmp_path / "bag"
+    image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
+    stamp = TYPESTORE.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0)
+    header = TYPESTORE.types["std_msgs/msg/Header"](stamp=stamp, frame_id="camera")
+    rgb, labels = next(frames(1))
+    with BagWriter(bag) as writer:
+        for topic, image, encoding in (("/front/image", rgb, "rgb8"), ("/rear/image", rgb, "rgb8"),
+                                       ("/camera/labels", labels, "mono8")):
+            writer.write(topic, "sensor_msgs/msg/Image", 1, image_message(image_type, header, image, encoding))
+    assert eval_bag([str(bag), "--model", str(model), "--out", str(tmp_path / "r")]) == 1
+    assert "several image topics, give one with --image-topic: /front/image, /rear/image" in caplog.text
+    assert eval_bag([str(bag), "--model", str(model), "--image-topic", "/rear/image",
+                     "--out", str(tmp_path / "r")]) == 0
+
+
+def test_the_bag_is_checked_before_the_model_loads(tmp_path, model, caplog):
+    """No TensorRT here: loading the model with it would fail, but the bag's missing topic is found first."""
+    write_labelled_frames(tmp_path / "bag", frames(1))
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "tensorrt", "--label-topic", "/gt",
+                     "--out", str(tmp_path / "r")]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "no topic /gt in this bag" in errors[0]
+    (tmp_path / "taken").mkdir()
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "tensorrt", "--out-bag",
+                     str(tmp_path / "taken"), "--out", str(tmp_path / "r")]) == 1
+    assert f"--out-bag {tmp_path / 'taken'} exists" in caplog.text and "TensorRT" not in caplog.text
+
+
+def test_a_model_of_another_class_count_than_the_bag_is_refused(tmp_path, model, caplog):
+    four = ["road", "lane", "car", "other"]
+    write_labelled_frames(tmp_path / "bag", ((rgb, labels % 4) for rgb, labels in frames(2)), class_names=four)
+    assert class_names_of(tmp_path / "bag") == four
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--out", str(tmp_path / "r")]) == 1
+    assert "its labels are ids of 4 classes (road, lane, car, other), the model has 19 (road, sidewalk" in caplog.text
+    renamed = [f"class{i}" for i in range(19)]     # the same count under other names: scored, with a warning
+    write_labelled_frames(tmp_path / "bag19", frames(2), class_names=renamed)
+    assert eval_bag([str(tmp_path / "bag19"), "--model", str(model), "--out", str(tmp_path / "r")]) == 0
+    assert "its labels' classes are named class0" in caplog.text
+
+
+
+def test_a_failed_run_leaves_no_output_bag(tmp_path, model, caplog):
+    write_labelled_frames(tmp_path / "bag", ((rgb, np.full_like(labels, 30)) for rgb, labels in frames(2)))
+    assert eval_bag([str(tmp_path / "bag"), "--model", str(model), "--backend", "onnxruntime", "--out",
+                     str(tmp_path / "r"), "--out-bag", str(tmp_path / "pred")]) == 1
+    assert "frame 1: ground truth" in caplog.text and not (tmp_path / "pred").exists()

@@ -130,8 +130,8 @@ def test_any_byte_buffer_is_accepted_and_extra_bytes_ignored(wrap):
 
 @pytest.mark.parametrize("encoding, width, height, step, data, message", [
     ("32FC1", W, H, W * 4, bytes(W * 4 * H), r"unsupported encoding '32FC1'; supported: rgb8, bgr8.*bayer_grbg8"),
-    ("rgb8", 0, H, 0, b"", r"image size 0x32 is empty"),
-    ("rgb8", W, 0, W * 3, b"", r"image size 48x0 is empty"),
+    ("rgb8", 0, H, 0, b"", r"image size 32x0 \(HxW\) is empty"),
+    ("rgb8", W, 0, W * 3, b"", r"image size 0x48 \(HxW\) is empty"),
     ("rgb8", W, H, W * 3 - 1, bytes(W * 3 * H), r"step 143 is smaller than one row of 48 rgb8 pixels \(144 bytes\)"),
     ("mono16", W, H, W, bytes(W * 2 * H), r"step 48 is smaller than one row of 48 mono16 pixels \(96 bytes\)"),
     ("rgb8", W, H, W * 3, bytes(W * 3 * H - 1), r"data has 4607 bytes, fewer than step x height = 144 x 32 = 4608"),
@@ -248,7 +248,7 @@ def test_label_images_honour_padding_and_byte_order():
     (dict(encoding="rgb8"), "label images must be mono8 or mono16, got 'rgb8'"),
     (dict(step=W - 1), f"step {W - 1} is smaller than one row"),
     (dict(data=bytes(W * H - 1)), f"has {W * H - 1} bytes, fewer than step x height = {W * H}"),
-    (dict(width=0), "size 0x32 is empty"),
+    (dict(width=0), r"size 32x0 \(HxW\) is empty"),
 ])
 def test_bad_label_images_are_rejected_by_name(fields, message):
     msg = _Fields(**{**dict(encoding="mono8", width=W, height=H, step=W, is_bigendian=0, data=bytes(W * H)),

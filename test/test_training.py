@@ -60,8 +60,8 @@ def test_shortened_run_goes_through_three_phases(tmp_path):
     assert (tmp_path / "ci" / "best.pt").is_file() and (tmp_path / "ci" / "curves.png").stat().st_size > 1000
     assert history[-1]["loss_ce"] < history[0]["loss_ce"]
     assert not (tmp_path / "ci" / "test.json").exists()        # no test split asked for
-    # the same command again replaces the run's logs instead of appending to them
-    assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=1"]) == 0
+    # the same run name again with --overwrite replaces the run instead of appending to its logs
+    assert train_main(["--config", CI, f"out_dir={tmp_path}", "epochs=3", "iters_per_epoch=1", "--overwrite"]) == 0
     assert [r["epoch"] for r in rows(tmp_path / "ci")] == [0, 1, 2]
 
 

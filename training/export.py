@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 import torch
 
+from bisegunet_ros.cli_args import PIXELS
 from bisegunet_ros.classes import CITYSCAPES, ClassTable
 from bisegunet_ros.model_info import FORMAT_VERSION, PREFIX, ModelError, ModelInfo
 
@@ -159,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path)
     source.add_argument("--from-onnx", type=Path, help="re-wrap a format-1 ONNX (float in, logits out) instead")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--height", type=int, help="network input height (default: the training size)")
-    parser.add_argument("--width", type=int)
+    parser.add_argument("--height", type=PIXELS, help="network input height H (default: the training size)")
+    parser.add_argument("--width", type=PIXELS, help="network input width W (default: the training size)")
     parser.add_argument("--dynamic-batch", action="store_true", help="batch dimension free (several cameras)")
     parser.add_argument("--logits", action="store_true", help="also output float logits (evaluation, debugging)")
     parser.add_argument("--class-filter", type=class_ids, default=[],
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:     # a class filter outside the model's classes
         log.error("%s", exc)
         return 1
-    log.info("wrote %s (%dx%d, %s, %s batch)", args.out, width, height, "binary" if binarized else "float",
+    log.info("wrote %s (%dx%d HxW, %s, %s batch)", args.out, height, width, "binary" if binarized else "float",
              "dynamic" if args.dynamic_batch else "fixed")
     if args.packed:
         from .packed import save_packed

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import cv2
 from tqdm import tqdm
+
+from bisegunet_ros.cli_args import COUNT, COUNT_OR_ALL, FRACTION, PIXELS
 
 from .data import split_seed
 from .data.scenes import TRAIN_RENDER_SCALE, render_scene
@@ -78,21 +81,24 @@ def make_dataset(out: Path, train: int, val: int, height: int, width: int, diffi
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="directory to create")
-    parser.add_argument("--train", type=int, default=4000, help="training scenes (data.train_size of synthetic)")
-    parser.add_argument("--val", type=int, default=200, help="validation scenes")
-    parser.add_argument("--test", type=int, default=0, help="held-out test scenes (data.test_size)")
-    parser.add_argument("--height", type=int, default=128, help="network input height (data.height)")
-    parser.add_argument("--width", type=int, default=256, help="network input width (data.width)")
-    parser.add_argument("--difficulty", type=float, default=0.6)
+    parser.add_argument("--train", type=COUNT, default=4000, help="training scenes (data.train_size of synthetic)")
+    parser.add_argument("--val", type=COUNT, default=200, help="validation scenes")
+    parser.add_argument("--test", type=COUNT_OR_ALL, default=0, help="held-out test scenes (data.test_size)")
+    parser.add_argument("--height", type=PIXELS, default=128, help="network input height H (data.height)")
+    parser.add_argument("--width", type=PIXELS, default=256, help="network input width W (data.width)")
+    parser.add_argument("--difficulty", type=FRACTION, default=0.6, help="0 easy .. 1 hard (data.difficulty)")
     parser.add_argument("--seed", type=int, default=0, help="data.seed")
     parser.add_argument("--run-seed", type=int, default=0, help="the run's seed: draws the training scenes")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rendering processes")
+    parser.add_argument("--workers", type=COUNT, default=os.cpu_count() or 1, help="rendering processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    created = not args.out.exists()
     try:
         make_dataset(args.out, args.train, args.val, args.height, args.width, args.difficulty, args.seed, args.workers,
                      args.test, args.run_seed)
     except (FileExistsError, ValueError, OSError) as exc:
+        if created:
+            shutil.rmtree(args.out, ignore_errors=True)     # no half-rendered dataset stays
         log.error("%s", exc)
         return 1
     log.info("wrote %d training and %d validation scenes to %s; train with data.kind=folders data.root=%s",

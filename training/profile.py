@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from bisegunet_ros.cli_args import PIXELS
+
 from .model import BinaryConv2d, BiSegUNet, ModelConfig, TorchvisionConfig, build_model, load_model_config
 from .model.bottleneck import PositionAttention
 
@@ -119,7 +121,8 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="small", help="preset name (tiny, small, paper, fast) or YAML path")
-    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    parser.add_argument("--size", type=PIXELS, nargs=2, default=(512, 1024), metavar=("H", "W"),
+                        help="network input height and width in pixels")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     try:

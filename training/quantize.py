@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from bisegunet_ros.cli_args import COUNT
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo
 
 from .data.scenes import render_scene
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--frames", type=int, default=64, help="calibration frames")
+    parser.add_argument("--frames", type=COUNT, default=64, help="calibration frames")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,6 +1,6 @@
 """`bisegunet-train`: the paper's phased training (Algorithm 1, Table 10) on one or many processes.
 
-    bisegunet-train --config config/train/tiny_synthetic.yaml [key=value ...] [--resume runs/NAME/last.pt]
+    bisegunet-train --config config/train/tiny_synthetic.yaml [key=value ...] [--resume runs/NAME/last.pt | --overwrite]
     torchrun --nproc_per_node N -m bisegunet_training.train --config ...
 
 Phase 1 float, phase 2 incremental binarization, phase 3 fully binary; Adam with a cosine
@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, replace
@@ -56,10 +57,13 @@ class Distributed:
     def __init__(self, device: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-        if device == "cuda" and not cuda:
-            raise RuntimeError("device 'cuda' asked for but CUDA is not available")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available() and device != "cpu"      # auto | cpu | cuda | cuda:N (TrainConfig)
+        if device.startswith("cuda") and not cuda:
+            raise RuntimeError(f"device {device!r} asked for but CUDA is not available; use device=cpu or auto")
+        # torchrun gives each process its GPU (LOCAL_RANK); a single process may pick one with cuda:N
+        local = int(os.environ.get("LOCAL_RANK", device.partition(":")[2] or "0"))
+        if cuda and local >= torch.cuda.device_count():
+            raise RuntimeError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
         self.device = torch.device(f"cuda:{local}" if cuda else "cpu")
         if self.world > 1:
             dist.init_process_group("nccl" if cuda else "gloo")
@@ -165,7 +169,7 @@ class Trainer:
         # alphas of layers still in float get no gradient: DDP must expect unused parameters
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
                     if self.dist.world > 1 else self.model)
-        self.run_dir = Path(cfg.out_dir) / cfg.name
+        self.run_dir = cfg.run_dir
         self.start_epoch, self.best_miou, self.teacher = 0, -1.0, None
 
     # State
@@ -341,15 +345,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="training config: a name (tiny_synthetic, ci) or a YAML path")
     parser.add_argument("--resume", help="checkpoint to continue from (runs/<name>/last.pt)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run of the same name (its directory is emptied first)")
     parser.add_argument("overrides", nargs="*", help="key=value, dotted for nested keys (data.height=256)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(find_resource("train", args.config), TrainConfig, args.overrides)
+        existing = not args.resume and cfg.run_dir.is_dir() and any(cfg.run_dir.iterdir())
+        if existing and not args.overwrite:
+            raise FileExistsError(f"{cfg.run_dir} holds a run named {cfg.name!r} already; give another name=NAME, "
+                                  f"continue it with --resume {cfg.run_dir / 'last.pt'}, or replace it with "
+                                  "--overwrite")
         trainer = Trainer(cfg, command=shlex.join(["bisegunet-train", *(argv if argv is not None else sys.argv[1:])]))
         if args.resume:
             trainer.resume(args.resume)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        if existing and trainer.dist.main:     # everything checked: only now does the old run go
+            shutil.rmtree(cfg.run_dir)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
     try:

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 
 @dataclass
 class DataConfig:
+    RANGES: ClassVar[dict] = {     # what training/config.py checks at load time, beside the types
+        "height": (8, None), "width": (8, None), "train_size": (1, None), "val_size": (1, None),
+        "test_size": (0, None), "difficulty": (0, 1), "scale_min": (0.01, None), "scale_max": (0.01, None),
+        "color_jitter": (0, 1), "max_unknown_color_fraction": (0, 1)}
+
     kind: str = "synthetic"          # synthetic | cityscapes | folders
     root: str = ""                   # dataset directory (cityscapes, folders)
     height: int = 128                # network input (crop) size
@@ -24,8 +31,8 @@ class DataConfig:
     scale_max: float = 1.5
     flip: bool = True
     color_jitter: float = 0.3
-    mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     classes: str = ""                # class definition file (docs/training.md); "" = Cityscapes' 19 train ids
     mask_format: str = "ids"         # folders: ids (uint8 class ids) | colors (RGB in the classes' colours)
     max_unknown_color_fraction: float = 0.01   # colors: share of pixels in no class's colour a dataset may have
@@ -33,26 +40,35 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
+    RANGES: ClassVar[dict] = {"ce_weight": (0, None), "dice_weight": (0, None), "binary_weight": (0, None),
+                              "label_smoothing": (0, 1)}
+
     ce_weight: float = 1.0           # lambda1
     dice_weight: float = 1.0         # lambda2
     binary_weight: float = 1e-4      # lambda3
     label_smoothing: float = 0.1     # epsilon
     binary_reduction: str = "mean"   # mean (this project's variant) | sum (eq. 24 as written; losses.py)
-    class_weights: list | str | None = None   # CE weight per class: a list, or auto (median frequency)
+    class_weights: list[float] | str | None = None   # CE weight per class: a list, or auto (median frequency)
 
 
 @dataclass
 class TrainConfig:
+    RANGES: ClassVar[dict] = {
+        "epochs": (1, None), "batch_size": (1, None), "lr": (0, None), "min_lr_ratio": (0, 1),
+        "distill_weight": (0, None), "distill_temperature": (0.01, None), "iters_per_epoch": (0, None),
+        "workers": (0, None)}
+    CHOICES: ClassVar[dict] = {"device": (r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N")}
+
     name: str = "run"
     model: str = "tiny"              # preset name, YAML path, or torchvision:<architecture> (trained as float)
-    model_overrides: list = field(default_factory=list)   # key=value on the model config: [weight_standardization=true]
+    model_overrides: list[str] = field(default_factory=list)   # key=value on the model: [weight_standardization=true]
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     epochs: int = 18
     batch_size: int = 8              # global: split across DDP processes
     lr: float = 1e-3                 # Adam, betas (0.9, 0.999), no weight decay
     min_lr_ratio: float = 0.01
-    phase_fractions: list = field(default_factory=lambda: [50 / 180, 100 / 180, 30 / 180])
+    phase_fractions: list[float] = field(default_factory=lambda: [50 / 180, 100 / 180, 30 / 180])
     binarize: bool = True            # false: the float baseline with the same budget
     binarization_order: str = "deepest_first"
     phases: str = "paper"            # paper (float, binarizing, binary) | binary_only (an already binarized model)
@@ -64,6 +80,11 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs"
     tensorboard: bool = True
-    device: str = "auto"             # auto | cpu | cuda
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
     amp: str = "off"                 # off | bf16 | fp16 (autocast; fp16 with a gradient scaler), precision.py
     channels_last: bool = False      # NHWC activations: what GPU tensor cores want
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the run writes its checkpoints and logs: out_dir/name."""
+        return Path(self.out_dir) / self.name

@@ -8,6 +8,7 @@ Zstd-compressed bags need `compression.zstd` (Python 3.14) or, before 3.14 (Humb
 """
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import struct
@@ -30,6 +31,8 @@ from rosbags.typesys import Stores, get_typestore
 log = logging.getLogger(__name__)
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs/Image and CompressedImage are the same since Humble
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CLASS_NAMES_KEY = "bisegunet.class_names"   # custom_data of bisegunet-make-bag's bags: the labels' classes (JSON)
 
 
 class BagError(RuntimeError):
@@ -52,14 +55,52 @@ def topics_of(path: Path) -> dict[str, str]:
     return {topic: msgtype for topic, msgtype, *_ in _read(Path(path), None, topics_only=True)}
 
 
+def _listing(available: dict[str, str]) -> str:
+    return "; ".join(f"{t} [{m}]" for t, m in sorted(available.items())) or "no topic"
+
+
+def check_topics(path: str | Path, topics: list[str]) -> None:
+    """BagError naming the absent ones and listing the bag's topics, unless the bag holds every one of `topics`."""
+    available = topics_of(Path(path))
+    missing = [t for t in topics if t not in available]
+    if missing:
+        raise BagError(f"{path}: no topic {', '.join(missing)} in this bag; it holds: {_listing(available)}")
+
+
+def find_image_topic(path: str | Path, preferred: str, exclude: tuple[str, ...] = ()) -> str:
+    """`preferred` when the bag has it, else the bag's one Image or CompressedImage topic outside `exclude`
+    (labels, predictions); BagError listing the candidates when there are none or several."""
+    available = topics_of(Path(path))
+    if preferred in available:
+        return preferred
+    candidates = sorted(t for t, m in available.items() if m in IMAGE_TYPES and t not in exclude)
+    if len(candidates) == 1:
+        log.info("%s: reading images from %s (its only image topic)", path, candidates[0])
+        return candidates[0]
+    if not candidates:
+        raise BagError(f"{path}: no Image or CompressedImage topic besides {', '.join(exclude)}; it holds: "
+                       f"{_listing(available)}")
+    raise BagError(f"{path}: several image topics, give one with --image-topic: {', '.join(candidates)}")
+
+
+def class_names_of(path: str | Path) -> list[str] | None:
+    """The class names bisegunet-make-bag recorded for the bag's labels (metadata.yaml custom_data); None for
+    other bags and for bags without metadata (still being recorded, or cut off)."""
+    import yaml
+
+    metadata = Path(path) / "metadata.yaml"
+    try:
+        info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    text = (info.get("custom_data") or {}).get(CLASS_NAMES_KEY)
+    return json.loads(text) if text else None
+
+
 def read_messages(path: str | Path, topics: list[str]) -> Iterator[BagMessage]:
     """Messages of `topics` in storage order; BagError listing the bag's topics if one is absent."""
     path = Path(path)
-    available = topics_of(path)
-    missing = [t for t in topics if t not in available]
-    if missing:
-        listing = "\n".join(f"  {t} [{m}]" for t, m in sorted(available.items())) or "  (none)"
-        raise BagError(f"{path}: no topic {', '.join(missing)} in this bag; it holds:\n{listing}")
+    check_topics(path, topics)
     for topic, msgtype, timestamp, raw in _read(path, set(topics)):
         yield BagMessage(topic, msgtype, timestamp, raw)
 
@@ -219,6 +260,10 @@ class BagWriter:
     def __exit__(self, *exc) -> None:
         self.writer.close()
 
+    def record(self, key: str, value) -> None:
+        """Store `value` (as JSON) in the bag's metadata custom_data under `key`."""
+        self.writer.set_custom_data(key, json.dumps(value))
+
     def write(self, topic: str, msgtype: str, timestamp: int, msg) -> None:
         if topic not in self.connections:
             self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=TYPESTORE)
@@ -227,12 +272,14 @@ class BagWriter:
 
 def write_labelled_frames(path: str | Path, frames, fps: float = 10.0, frame_id: str = "camera",
                           image_topic: str = "/camera/image_raw", label_topic: str = "/camera/labels",
-                          image_format: str = "rgb8", storage: str = "mcap", start_ns: int = 1_700_000_000 * 10**9
-                          ) -> int:
+                          image_format: str = "rgb8", storage: str = "mcap", start_ns: int = 1_700_000_000 * 10**9,
+                          class_names: list[str] | None = None) -> int:
     """Write (rgb, labels) pairs as an image and a mono8 label message with the same header stamp.
 
     `image_format` is rgb8 or bgr8 (sensor_msgs/Image on `image_topic`) or jpeg (CompressedImage
-    on `image_topic`/compressed). Returns the number of frames written.
+    on `image_topic`/compressed). `class_names`, the classes of the label ids, go into the bag's
+    metadata (CLASS_NAMES_KEY), where bisegunet-eval-bag compares them with the model's. Returns
+    the number of frames written.
     """
     import cv2
 
@@ -245,6 +292,8 @@ def write_labelled_frames(path: str | Path, frames, fps: float = 10.0, frame_id:
     image_type, compressed_type = types["sensor_msgs/msg/Image"], types["sensor_msgs/msg/CompressedImage"]
     count = 0
     with BagWriter(path, storage) as writer:
+        if class_names is not None:
+            writer.record(CLASS_NAMES_KEY, list(class_names))
         for i, (rgb, labels) in enumerate(frames):
             t = start_ns + int(round(i * 1e9 / fps))
             header = header_type(stamp=time_type(sec=t // 10**9, nanosec=t % 10**9), frame_id=frame_id)

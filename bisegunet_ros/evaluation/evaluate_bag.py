@@ -10,12 +10,17 @@ Ground truth is a mono8 label image per frame (class ids of the model, 255 = ign
 classes (e.g. 255 "void") is a miss of the ground-truth class, as in the official Cityscapes
 evaluation, and counted in the report. Writes report.json, report.md and plots (sample pictures
 only when the bag's images are read: with --pred-topic, give --image-topic for them).
+
+Inputs are checked before the model loads: the model's metadata, --out-bag, the topics (without
+--image-topic: /camera/image_raw, else the bag's only Image or CompressedImage topic besides the
+labels), and the class names a make-bag bag records against the model's (check_classes).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,11 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..classes import CITYSCAPES, IGNORE_INDEX, ClassFileError, load_class_definition
+from ..cli_args import COUNT_OR_ALL, POSITIVE
 from ..image_codec import ImageDecodeError, decode_labels, decode_message, image_message
 from ..metrics import ConfusionMatrix
 from ..model_info import ModelError, ModelInfo
 from ..resources import find_resource
-from .bag_io import TYPESTORE, BagError, BagWriter, read_messages
+from .bag_io import (CLASS_NAMES_KEY, TYPESTORE, BagError, BagWriter, check_topics, class_names_of, find_image_topic,
+                     read_messages)
 from .report import write_report
 
 log = logging.getLogger(__name__)
@@ -97,6 +104,8 @@ def run_offline(args, evaluation: Evaluation, pipeline=None) -> dict:
     prefix = args.image_topic.removesuffix("/compressed").rsplit("/", 1)[0] if args.image_topic else ""
     started = time.perf_counter()
     with BagWriter(args.out_bag) if args.out_bag else contextlib.nullcontext() as writer:
+        if writer:
+            writer.record(CLASS_NAMES_KEY, list(pipeline.classes.names))
         for message in tqdm(read_messages(args.bag, list(roles)), desc="evaluating", unit="msg", disable=None):
             group = matcher.add(roles[message.topic], message.decode())
             if group is None:
@@ -113,6 +122,7 @@ def run_offline(args, evaluation: Evaluation, pipeline=None) -> dict:
                     if writer:
                         _write_predictions(writer, pipeline, prefix, group["image"].header, message.timestamp,
                                            rgb, pred)
+                        writer.write(args.label_topic, "sensor_msgs/msg/Image", message.timestamp, group["label"])
             except ImageDecodeError as exc:
                 evaluation.undecodable += 1
                 log.warning("frame %s skipped: %s", stamp_of(group["label"]), exc)
@@ -124,7 +134,7 @@ def run_offline(args, evaluation: Evaluation, pipeline=None) -> dict:
 
 
 def _write_predictions(writer: BagWriter, pipeline, prefix: str, header, timestamp: int, rgb, labels) -> None:
-    """label, colour and overlay images for rviz2 playback beside the input."""
+    """label, colour and overlay images for rviz2 playback beside the input (the ground truth goes beside them)."""
     image_type = TYPESTORE.types["sensor_msgs/msg/Image"]
     for name, array, encoding in (("label", labels, "mono8"), ("color", pipeline.colorize(labels), "rgb8"),
                                   ("overlay", pipeline.overlay(rgb, labels, 0.5), "rgb8")):
@@ -173,6 +183,20 @@ def run_live(args, evaluation: Evaluation) -> dict:
             "fps": result.fps}
 
 
+def check_classes(bag: Path, classes) -> None:
+    """A bag from bisegunet-make-bag records its labels' classes: another class count is an error (the ids would
+    mean other classes), other names a warning. Other bags record none; their ids are taken as the model's."""
+    recorded = class_names_of(bag)
+    if recorded is None or list(recorded) == list(classes.names):
+        return
+    if len(recorded) != len(classes):
+        raise ValueError(f"{bag}: its labels are ids of {len(recorded)} classes ({', '.join(recorded)}), the model "
+                         f"has {len(classes)} ({', '.join(classes.names)}); evaluate a model trained on the bag's "
+                         "classes")
+    log.warning("%s: its labels' classes are named %s, the model's %s; scored by id", bag, ", ".join(recorded),
+                ", ".join(classes.names))
+
+
 def summarize(evaluation: Evaluation, class_names: list[str]) -> dict:
     summary = evaluation.matrix.summary(class_names)
     return {k: summary[k] for k in ("miou", "mean_dice", "pixel_accuracy", "iou", "dice", "unclassified_pixels")}
@@ -181,8 +205,9 @@ def summarize(evaluation: Evaluation, class_names: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", type=Path, help="bag directory (mcap or sqlite3)")
-    parser.add_argument("--image-topic", help=f"Image or CompressedImage topic (default {DEFAULT_IMAGE_TOPIC}; "
-                        "with --pred-topic, none: give one for sample pictures)")
+    parser.add_argument("--image-topic", help=f"Image or CompressedImage topic (default {DEFAULT_IMAGE_TOPIC}, or the "
+                        "bag's only image topic besides the labels; with --pred-topic, none: give one for sample "
+                        "pictures)")
     parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
     parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_tiny); "
@@ -191,43 +216,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
     parser.add_argument("--live", action="store_true", help="evaluate through a segmentation node over DDS")
     parser.add_argument("--namespace", default="camera", help="--live: the node's camera namespace")
-    parser.add_argument("--rate", type=float, default=1.0, help="--live: replay speed relative to the recording")
-    parser.add_argument("--timeout", type=float, default=30.0, help="--live: seconds to wait for the node")
-    parser.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
+    parser.add_argument("--rate", type=POSITIVE, default=1.0, help="--live: replay speed relative to the recording")
+    parser.add_argument("--timeout", type=POSITIVE, default=30.0, help="--live: seconds to wait for the node")
+    parser.add_argument("--max-frames", type=COUNT_OR_ALL, default=0, help="stop after this many frames (0 = all)")
     parser.add_argument("--out", type=Path, help="report directory (default reports/<bag name>)")
-    parser.add_argument("--out-bag", type=Path, help="offline: write label/colour/overlay images to this bag")
+    parser.add_argument("--out-bag", type=Path, help="offline: write the predicted label/colour/overlay images and "
+                        "the ground truth (--label-topic) to this bag")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (args.pred_topic or args.model or args.live):
         parser.error("give --model (run a model), --pred-topic (predictions in the bag) or --live (running node)")
-    if args.image_topic is None:
-        args.image_topic = "" if args.pred_topic else DEFAULT_IMAGE_TOPIC
-    if not args.image_topic and not args.pred_topic:
+    if args.image_topic is None and args.pred_topic:
+        args.image_topic = ""
+    if args.image_topic == "" and not args.pred_topic:
         parser.error("--image-topic is empty: running a model needs the bag's images")
-    topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
-    if len(set(topics)) < len(topics):
-        parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
     if args.classes and args.model:
         parser.error("--classes is for recorded predictions without --model: a model carries its own classes")
+    if args.out_bag and (args.live or args.pred_topic):
+        parser.error("--out-bag is for the offline mode (--model without --live or --pred-topic)")
     out = args.out or Path("reports") / args.bag.name
 
-    try:
+    out_bag_written = False        # by this run: removed again when the run fails
+    try:   # every input is checked before the model loads: a wrong file, bag or topic fails in a moment
         pipeline, backend = None, None
         classes = load_class_definition(args.classes).table if args.classes else CITYSCAPES
         if args.model:
             args.model = str(find_resource("model", args.model))
+            classes = ModelInfo.from_onnx(args.model).classes
+        if args.out_bag and args.out_bag.exists():
+            raise FileExistsError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+        out_bag_written = bool(args.out_bag)
+        if args.image_topic is None:
+            args.image_topic = find_image_topic(args.bag, DEFAULT_IMAGE_TOPIC, (args.label_topic,))
+        topics = [t for t in (args.image_topic, args.label_topic, args.pred_topic) if t]
+        if len(set(topics)) < len(topics):
+            parser.error(f"image, label and prediction topics must differ, got {', '.join(topics)}")
+        check_topics(args.bag, topics)
+        check_classes(args.bag, classes)
         if args.model and not args.live and not args.pred_topic:
             from ..backends import load_backend
             from ..pipeline import SegmentationPipeline
 
             pipeline = SegmentationPipeline(load_backend(args.model, args.backend))
             classes, backend = pipeline.classes, pipeline.backend.name
-        elif args.model:
-            classes = ModelInfo.from_onnx(args.model).classes
         evaluation = Evaluation(classes)
         mode = "live" if args.live else "predictions" if args.pred_topic else "offline"
         frames = run_live(args, evaluation) if args.live else run_offline(args, evaluation, pipeline)
     except (BagError, ModelError, ClassFileError, TimeoutError, OSError, ValueError) as exc:
+        if out_bag_written:
+            shutil.rmtree(args.out_bag, ignore_errors=True)     # no half-written output bag stays
         log.error("%s", exc)
         return 1
     if evaluation.evaluated == 0:

@@ -4,6 +4,7 @@ inconsistent are listed in docs/model.md; every one is a field of ModelConfig.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -25,26 +26,30 @@ class ModelConfig:
     """Defaults are the `small` preset (config/model/small.yaml). `name` labels the model (export
     calls it bisegunet_<name>); presets are found by their file name, never by this field."""
 
+    RANGES: ClassVar[dict] = {"num_classes": (1, 256), "width_multiplier": (0.01, None), "stem_channels": (1, None),
+                              "bottleneck_channels": (1, None), "attention_kv_pool": (1, None),
+                              "capacity_groups": (1, None), "bn_momentum": (0, 1)}   # checked by training/config.py
+
     name: str = "small"
     num_classes: int = 19
     width_multiplier: float = 1.0
-    stem_kernels: list = field(default_factory=lambda: [3, 5, 7])    # M parallel streams (eq. 1)
+    stem_kernels: list[int] = field(default_factory=lambda: [3, 5, 7])    # M parallel streams (eq. 1)
     stem_channels: int = 32                                          # their concatenated width
-    encoder_channels: list = field(default_factory=lambda: [48, 96, 176, 256])
+    encoder_channels: list[int] = field(default_factory=lambda: [48, 96, 176, 256])
     bottleneck_channels: int = 176
-    aspp_rates: list = field(default_factory=lambda: [1, 6, 12, 18])
+    aspp_rates: list[int] = field(default_factory=lambda: [1, 6, 12, 18])
     attention: bool = True                                           # the ANP self-attention
     attention_kv_pool: int = 1
-    decoder_channels: list = field(default_factory=lambda: [176, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
+    decoder_channels: list[int] = field(default_factory=lambda: [176, 96, 48, 32, 24])  # strides 16, 8, 4, 2, 1
     entry_stride: int = 1                    # learned downsampling (strided 3x3 convs) before the stem: 1, 2, 4
     output_stride: int = 1                   # where the decoder stops (1, 2, 4, 8); logits upsampled bilinearly
     capacity_blocks: int = 4                 # on the encoder outputs, counted from the deepest (0-4)
     capacity_variant: str = "full"           # full | ms_se | ms_cbam (Table 7)
-    capacity_branches: list = field(default_factory=lambda: list(BRANCHES))
+    capacity_branches: list[str] = field(default_factory=lambda: list(BRANCHES))
     channel_attention: bool = True           # SE inside the Capacity Blocks
     capacity_groups: int = 4
     decoder_capacity_block: bool = True
-    binary_parts: list = field(default_factory=lambda: ["encoder", "capacity", "bottleneck", "decoder"])
+    binary_parts: list[str] = field(default_factory=lambda: ["encoder", "capacity", "bottleneck", "decoder"])
     estimator: str = "approx_sign"           # ste | approx_sign
     weight_standardization: bool = False     # IR-Net, beyond the paper
     bn_momentum: float = 0.1

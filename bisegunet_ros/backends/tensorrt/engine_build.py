@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...cli_args import COUNT, COUNT_OR_ALL
 from ...model_info import ModelError, ModelInfo
 from .availability import TensorRTUnavailable, import_tensorrt, unavailable_reason
 from .cuda_context import CudaContext, CudaError
@@ -176,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", required=True, type=Path, help="model written by bisegunet-export (or -quantize)")
     parser.add_argument("--precision", default="fp16", choices=PRECISIONS,
                         help="int8 needs the QDQ model from bisegunet-quantize")
-    parser.add_argument("--cameras", type=int, default=1,
+    parser.add_argument("--cameras", type=COUNT, default=1,
                         help="cameras of the node: the batch the engine is tuned for (profile opt)")
-    parser.add_argument("--max-batch", type=int, default=0,
+    parser.add_argument("--max-batch", type=COUNT_OR_ALL, default=0,
                         help="largest batch the engine takes (profile max); 0 = the number of cameras")
     parser.add_argument("--no-tf32", dest="tf32", action="store_false",
                         help="forbid TF32 tactics for FP32 layers (TensorRT allows them by default)")
