@@ -11,10 +11,11 @@ Runtime with the backend's session options:
   followed by ArgMax over the class axis, fed normalised float NCHW;
 - labels + confidence: the bisegunet-export graph (uint8 NHWC pixels in), OnnxRuntimeBackend.infer;
 - labels only: the same backend with confidence=False (the graph less its confidence branch).
-Each repetition times `--runs` calls of each graph in turn after a warm-up call, so a change of
-load on the machine hits the three alike. Reported: the median over repetitions of each graph's
-per-repetition median and their min-max, and the ratio of each graph to bare computed per
-repetition (median, min-max). The load average before and after is recorded: on a loaded machine
+Each repetition makes `--runs` rounds of one call of each graph in turn (after a warm-up call),
+so a change of load on the machine hits the three alike. Reported: the median over repetitions
+of each graph's per-repetition median and their min-max, the ratio of each graph to bare
+computed per repetition (median, min-max), and the ratio of the fastest calls (the least
+disturbed by other work). The load average before and after is recorded: on a loaded machine
 the ratios hold better than the milliseconds. `--profile` adds one profiled run of each graph
 (ONNX Runtime's profiler, SessionOptions.enable_profiling): ms per op type.
 Writes OUT.json and OUT.md (OUT = bench/tail by default).
@@ -79,13 +80,10 @@ def callables(bare: Path, exported: Path, threads: int) -> dict:
             "labels only": lambda: backend.infer(pixels, confidence=False)}
 
 
-def median_ms(call, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+def ms(call) -> float:
+    t0 = time.perf_counter()
+    call()
+    return (time.perf_counter() - t0) * 1e3
 
 
 def profile_ms_by_op(model: bytes | str, feed: dict, threads: int, tmp: Path) -> dict[str, float]:
@@ -127,14 +125,20 @@ def measure(preset: str, args, tmp: Path) -> dict:
     calls = callables(bare, exported, args.threads)
     for call in calls.values():
         call()
-    per_repeat = {g: [] for g in GRAPHS}
+    per_repeat, fastest = {g: [] for g in GRAPHS}, {g: float("inf") for g in GRAPHS}
     for _ in range(args.repeats):
-        for graph, call in calls.items():
-            per_repeat[graph].append(median_ms(call, args.runs))
+        times = {g: [] for g in GRAPHS}
+        for _ in range(args.runs):                 # one call of each graph in turn
+            for graph, call in calls.items():
+                times[graph].append(ms(call))
+        for graph, values in times.items():
+            per_repeat[graph].append(float(np.median(values)))
+            fastest[graph] = min(fastest[graph], *values)
     row = {"model": preset, "network": f"{args.height}x{args.width}",
            "latency_ms": {g: spread(v) for g, v in per_repeat.items()},
            "ratio_to_bare": {g: spread([a / b for a, b in zip(per_repeat[g], per_repeat["bare"])])
-                             for g in GRAPHS[1:]}}
+                             for g in GRAPHS[1:]},
+           "fastest_ms": fastest, "ratio_of_fastest": {g: fastest[g] / fastest["bare"] for g in GRAPHS[1:]}}
     if args.profile:
         row["profile_ms_by_op"] = profiles(bare, exported, args.threads, tmp)
     return row
@@ -143,20 +147,21 @@ def measure(preset: str, args, tmp: Path) -> dict:
 def markdown(results: list, args, command: str, machine: dict, load: dict) -> str:
     lines = markdown_header("The exported graph's head and tail against the bare network", command, machine)
     lines += [f"ONNX Runtime CPU, batch 1, {args.threads or 'all'} intra-op thread(s), random weights. Each of "
-              f"{args.repeats} repetitions times {args.runs} calls of each graph in turn (interleaved); shown: the "
+              f"{args.repeats} repetitions makes {args.runs} rounds of one call of each graph in turn; shown: the "
               "median over repetitions of the per-repetition medians (min-max), and each graph's ratio to bare "
-              "computed within each repetition. bare = folded float network + ArgMax (LR-ASPP's bilinear "
-              "upsampling of its logits is inside its network); labels + confidence = the bisegunet-export "
+              "computed within each repetition, and the ratios of the fastest calls. bare = folded float network "
+              "+ ArgMax (LR-ASPP's bilinear upsampling of its logits is inside its network); labels + confidence = the bisegunet-export "
               "graph (uint8 pixels in); labels only = the same graph less its confidence branch (what the node "
               "runs while nobody subscribes to confidence).",
               "", f"Load average (1 min) before / after: {load['before']:.2f} / {load['after']:.2f} on "
               f"{machine['cores']} cores{' (other work was running: read the ratios, not the ms)' if load['before'] > 1.5 or load['after'] > 1.5 else ''}.",
               "", "| model | network | bare ms | labels + confidence ms | labels only ms | labels + confidence / bare "
-              "| labels only / bare |", "|---|---|---|---|---|---|---|"]
+              "| labels only / bare | fastest calls: l+c / bare, l / bare |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         ms, ratio = r["latency_ms"], r["ratio_to_bare"]
         cells = [f"{ms[g]['median']:.1f} ({ms[g]['min']:.1f}-{ms[g]['max']:.1f})" for g in GRAPHS]
         cells += [f"{ratio[g]['median']:.3f}x ({ratio[g]['min']:.3f}-{ratio[g]['max']:.3f})" for g in GRAPHS[1:]]
+        cells.append(", ".join(f"{r['ratio_of_fastest'][g]:.3f}x" for g in GRAPHS[1:]))
         lines.append(f"| {r['model']} | {r['network']} | " + " | ".join(cells) + " |")
     for r in results:
         if "profile_ms_by_op" in r:

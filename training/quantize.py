@@ -33,10 +33,12 @@ import tempfile
 from pathlib import Path
 
 import onnx
+from onnxruntime import InferenceSession
 from google.protobuf.message import DecodeError
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from bisegunet_ros.backends.onnxruntime_backend import session_options
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
 from .data.scenes import render_scene
@@ -49,6 +51,7 @@ QDQ_OPTIONS = {"tensorrt": {"ActivationSymmetric": True, "WeightSymmetric": True
                             "OpTypesToExcludeOutputQuantization": ["Conv"]},
                "cpu": {"ActivationSymmetric": False, "WeightSymmetric": True}}
 ACTIVATION_TYPE = {"tensorrt": QuantType.QInt8, "cpu": QuantType.QUInt8}
+INTEGER_CONVS, FLOAT_CONVS = ("QLinearConv", "ConvInteger"), ("Conv", "FusedConv")
 
 
 class SceneReader(CalibrationDataReader):
@@ -88,6 +91,21 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
     onnx.save(quantized, str(out))
     log.info("wrote %s (INT8 QDQ for %s, calibrated on %d synthetic frames)", out, target, frames)
     return out
+
+
+def integer_convolutions(onnx_path: str | Path) -> tuple[int, int]:
+    """(integer, all) convolutions of the network in ONNX Runtime's optimised CPU graph, made with the
+    backend's session options and saved through SessionOptions.optimized_model_filepath; the
+    `uint8_io/` head and tail (float by design) aside. Integer: QLinearConv or ConvInteger, which
+    ONNX Runtime forms from DQ -> Conv -> Q; the rest run as float convolutions."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = session_options(1)
+        options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        options.log_severity_level = 3        # not the warning that an NCHWc-optimised file is machine-specific
+        InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+    convs = [n.op_type for n in nodes if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]
+    return sum(op in INTEGER_CONVS for op in convs), len(convs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,3 +120,30 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     model = helper.make_model(composed, opset_imports=list(core.opset_import), producer_name="bisegunet-export")
     model.ir_version = core.ir_version
     return model
+
+
+def float_core(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The float network inside a model composed here, by any version of this module: its graph less
+    the `uint8_io/` head and tail, normalised float (N, 3, H, W) in, logits (N, C, H, W) out. What
+    re-wrapping an exported file with today's head and tail starts from (export.rewrap_float_onnx)."""
+    graph = model.graph
+    io_nodes = [n for n in graph.node if n.name.startswith(PREFIX)]
+    core_nodes = [n for n in graph.node if not n.name.startswith(PREFIX)]
+    argmax = [n for n in io_nodes if n.op_type == "ArgMax"]
+    head_outputs = {t for n in io_nodes for t in n.output}
+    core_inputs = {t for n in core_nodes for t in n.input if t in head_outputs}
+    if len(argmax) != 1 or len(core_inputs) != 1:
+        raise ValueError(f"not a graph composed by bisegunet-export: {len(argmax)} {PREFIX}ArgMax node(s), "
+                         f"{len(core_inputs)} tensor(s) from the {PREFIX} head into the network")
+    used = {t for n in core_nodes for t in n.input}
+    pixels = next(i for i in graph.input if i.name == INPUT)
+    batch, height, width, _ = _dims(pixels)
+    num_classes = next(len(numpy_helper.to_array(i)) for i in graph.initializer if i.name == PREFIX + "class_table")
+    core = helper.make_graph(
+        core_nodes, graph.name,
+        [helper.make_tensor_value_info(core_inputs.pop(), TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info(argmax[0].input[0], TensorProto.FLOAT, [batch, num_classes, height, width])],
+        [i for i in graph.initializer if i.name in used])
+    result = helper.make_model(core, opset_imports=list(model.opset_import), producer_name=model.producer_name)
+    result.ir_version = model.ir_version
+    return result

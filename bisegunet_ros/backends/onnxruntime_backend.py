@@ -63,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         else:
             path = cpu_model(path)
-        self.info = ModelInfo.from_onnx(path)
+        self.model_path, self.info = path, ModelInfo.from_onnx(path)
         model = path.read_bytes()
         try:
             labels_only = without_output(model, "confidence")
