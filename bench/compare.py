@@ -116,10 +116,10 @@ def train(entry: Entry, budget: Budget, runs: Path) -> dict:
 
 def export_pair(model: torch.nn.Module, state: dict, binarized: bool, path: Path, height: int, width: int,
                 calibration_frames: int) -> tuple[Path, Path, list[str]]:
-    """FP32 and INT8 ONNX at one size, and the graph's ops outside TensorRT's list (ONNX Runtime runs them all)."""
+    """FP32 and CPU INT8 ONNX at one size, and the graph's ops outside TensorRT's list (ONNX Runtime runs them all)."""
     proto = export_onnx(model, path, height, width, model_info(state, height, width, binarized, False),
                         tensorrt_check=False)
-    int8 = quantize(path, path.with_suffix(".int8.onnx"), frames=calibration_frames)
+    int8 = quantize(path, path.with_suffix(".int8-cpu.onnx"), frames=calibration_frames, target="cpu")
     return path, int8, sorted(unsupported_by_tensorrt(proto))
 
 
