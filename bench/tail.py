@@ -146,15 +146,16 @@ def measure(preset: str, args, tmp: Path) -> dict:
 
 def markdown(results: list, args, command: str, machine: dict, load: dict) -> str:
     lines = markdown_header("The exported graph's head and tail against the bare network", command, machine)
+    loaded = load["before"] > 1.5 or load["after"] > 1.5
     lines += [f"ONNX Runtime CPU, batch 1, {args.threads or 'all'} intra-op thread(s), random weights. Each of "
               f"{args.repeats} repetitions makes {args.runs} rounds of one call of each graph in turn; shown: the "
               "median over repetitions of the per-repetition medians (min-max), and each graph's ratio to bare "
               "computed within each repetition, and the ratios of the fastest calls. bare = folded float network "
-              "+ ArgMax (LR-ASPP's bilinear upsampling of its logits is inside its network); labels + confidence = the bisegunet-export "
-              "graph (uint8 pixels in); labels only = the same graph less its confidence branch (what the node "
+              "+ ArgMax (LR-ASPP's bilinear upsampling of its logits is inside its network); labels + confidence = "
+              "the bisegunet-export graph (uint8 pixels in); labels only = the same graph less its confidence branch (what the node "
               "runs while nobody subscribes to confidence).",
               "", f"Load average (1 min) before / after: {load['before']:.2f} / {load['after']:.2f} on "
-              f"{machine['cores']} cores{' (other work was running: read the ratios, not the ms)' if load['before'] > 1.5 or load['after'] > 1.5 else ''}.",
+              f"{machine['cores']} cores{' (other work was running: read the ratios, not the ms)' if loaded else ''}.",
               "", "| model | network | bare ms | labels + confidence ms | labels only ms | labels + confidence / bare "
               "| labels only / bare | fastest calls: l+c / bare, l / bare |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5, help="timed calls of each graph per repetition")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (at least 5 for reported numbers)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved repetitions (at least 5 for reported numbers)")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     parser.add_argument("--profile", action="store_true", help="also ms per op type from ONNX Runtime's profiler")
     parser.add_argument("--smoke", action="store_true", help="tiny at 32x64, 1 call, 2 repetitions: checks the path")

@@ -33,8 +33,8 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from onnxruntime import InferenceSession
 from google.protobuf.message import DecodeError
+from onnxruntime import InferenceSession
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -104,7 +104,8 @@ def integer_convolutions(onnx_path: str | Path) -> tuple[int, int]:
         options.log_severity_level = 3        # not the warning that an NCHWc-optimised file is machine-specific
         InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         nodes = onnx.load(options.optimized_model_filepath).graph.node
-    convs = [n.op_type for n in nodes if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]
+    convs = [n.op_type for n in nodes
+             if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]
     return sum(op in INTEGER_CONVS for op in convs), len(convs)
 
 

@@ -114,7 +114,8 @@ class TensorRTBackend(Backend):
                 cuda.memcpy_dtoh_async(self.host[name][:n], self.device[name], self.stream)
             self.stream.synchronize()
             copies = {name: self.host[name][:n].copy() for name in fetched}
-        return InferenceOutputs(labels=copies["labels"], confidence=copies.get("confidence"), logits=copies.get("logits"))
+        return InferenceOutputs(labels=copies["labels"], confidence=copies.get("confidence"),
+                                logits=copies.get("logits"))
 
     def close(self) -> None:
         """Free the device buffers and release the CUDA context (the backend is unusable afterwards)."""
