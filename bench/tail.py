@@ -152,8 +152,8 @@ def markdown(results: list, args, command: str, machine: dict, load: dict) -> st
               "median over repetitions of the per-repetition medians (min-max), and each graph's ratio to bare "
               "computed within each repetition, and the ratios of the fastest calls. bare = folded float network "
               "+ ArgMax (LR-ASPP's bilinear upsampling of its logits is inside its network); labels + confidence = "
-              "the bisegunet-export graph (uint8 pixels in); labels only = the same graph less its confidence branch (what the node "
-              "runs while nobody subscribes to confidence).",
+              "the bisegunet-export graph (uint8 pixels in); labels only = the same graph less its confidence "
+              "branch (what the node runs while nobody subscribes to confidence).",
               "", f"Load average (1 min) before / after: {load['before']:.2f} / {load['after']:.2f} on "
               f"{machine['cores']} cores{' (other work was running: read the ratios, not the ms)' if loaded else ''}.",
               "", "| model | network | bare ms | labels + confidence ms | labels only ms | labels + confidence / bare "
