@@ -94,3 +94,17 @@ def test_a_model_with_the_softmax_tail_of_earlier_exports_still_runs(tmp_path):
     assert np.abs(old.confidence.astype(int) - new.confidence.astype(int)).max() <= 1
     assert [o.name for o in backend.labels_session.get_outputs()] == ["labels"]
 
+
+
+def test_tail_bench_smoke_writes_its_json_and_markdown(tmp_path):
+    """bench/tail.py at a toy size (the benchmark itself is `python -m bench.tail`): keeps its path from rotting."""
+    import json
+
+    from bench import tail
+
+    assert tail.main(["--smoke", "--profile", "--out", str(tmp_path / "tail")]) == 0
+    row = json.loads((tmp_path / "tail.json").read_text())["results"][0]
+    assert set(row["latency_ms"]) == {"bare", "labels + confidence", "labels only"}
+    assert all(len(s["values"]) == 2 and s["median"] > 0 for s in row["ratio_to_bare"].values())
+    assert "ArgMax" in row["profile_ms_by_op"]["bare"] and "Exp" not in row["profile_ms_by_op"]["labels only"]
+    assert "| tiny | 32x64 |" in (tmp_path / "tail.md").read_text()
