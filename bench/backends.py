@@ -1,4 +1,4 @@
-"""Backend latency on this CPU, FP32 and INT8 QDQ, and the INT8 model's accuracy against FP32.
+"""Backend latency on this CPU, FP32 and INT8 QDQ (the CPU INT8 model), and the INT8 model's accuracy against FP32.
 
     python -m bench.backends [--packed models/bisegunet_tiny.packed.bin] [--runs 30] [--repeats 3]
     python -m bench.backends --smoke --out DIR      # the same path at toy sizes (checks it runs)
@@ -6,11 +6,13 @@
 Latency: the shipped tiny model (from its packed weights) at three network sizes and the small
 preset (random weights: latency does not depend on their values) at 512x1024, each exported
 with bisegunet-export's graph (uint8 pixels in, uint8 labels and confidence out) and quantized
-with bisegunet-quantize (symmetric INT8 QDQ, the model TensorRT builds on the vehicle). Every
+with bisegunet-quantize; the INT8 rows run its CPU model (uint8 activations, what the ONNX
+Runtime backend picks), with the share of the network's convolutions ONNX Runtime runs as
+integer kernels (QLinearConv) in its optimised graph. Every
 (model, size, precision) is timed in --repeats fresh processes, each giving the median of --runs
 calls after 3 warm-up calls; the table shows the median of those process medians and their
 min-max. The achieved FLOP rate is compared with numpy's FP32 GEMM rate measured in the same run.
-Accuracy: the shipped FP32 and INT8 files on held-out synthetic scenes (a seed no training,
+Accuracy: the shipped FP32 and CPU INT8 files on held-out synthetic scenes (a seed no training,
 validation or calibration split uses): mIoU of each and the share of pixels with equal labels.
 Writes OUT.json and OUT.md (OUT = bench/backends by default).
 """
@@ -85,7 +87,7 @@ def random_state(preset: str, overrides: list[str] = ()):
 
 
 def export_pair(model, state: dict, path: Path, height: int, width: int, calibration_frames: int) -> tuple[Path, Path]:
-    """FP32 and INT8 QDQ models of `model` at one network size, with the project's exporter and quantizer."""
+    """FP32 and CPU INT8 QDQ models of `model` at one network size, with the project's exporter and quantizer."""
     from bisegunet_training.export import export_onnx, model_info
     from bisegunet_training.model import binary_layers
     from bisegunet_training.quantize import quantize
@@ -93,7 +95,7 @@ def export_pair(model, state: dict, path: Path, height: int, width: int, calibra
     layers = binary_layers(model)
     binarized = bool(layers) and all(layer.binarized for _, layer in layers)
     export_onnx(model, path, height, width, model_info(state, height, width, binarized, False))
-    return path, quantize(path, path.with_suffix(".int8.onnx"), frames=calibration_frames)
+    return path, quantize(path, path.with_suffix(".int8-cpu.onnx"), frames=calibration_frames, target="cpu")
 
 
 def accuracy(fp32: Path, int8: Path, frames: int) -> dict:
@@ -126,21 +128,24 @@ def markdown(result: dict, command: str) -> str:
               f"ONNX Runtime {machine['onnxruntime']}, CPU execution provider, batch 1, uint8 frames in and uint8 "
               f"labels and confidence out (the exported graph). Each row: {result['repeats']} fresh processes, each "
               f"the median of {result['runs']} calls after {WARMUP} warm-up; shown: the median of those process "
-              "medians and their min-max. Real FLOPs from bisegunet-profile at the row's network size.", "",
+              "medians and their min-max. Real FLOPs from bisegunet-profile at the row's network size. INT8: the "
+              "CPU INT8 model of bisegunet-quantize (uint8 activations); integer convs: the network's convolutions "
+              "that ONNX Runtime's optimised graph runs as QLinearConv.", "",
               "| model | network size (HxW) | precision | median ms | min-max ms | real GFLOPs | achieved GFLOP/s "
-              "| of GEMM rate |", "|---|---|---|---|---|---|---|---|"]
+              "| of GEMM rate | integer convs |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        ms = r["latency_ms"]
+        ms, convs = r["latency_ms"], r.get("integer_convs")
         lines.append(f"| {r['model']} | {r['network']} | {r['precision']} | {ms['median']:.1f} | "
                      f"{ms['min']:.1f}-{ms['max']:.1f} | {r['real_gflops']:.2f} | {r['achieved_gflops']:.1f} | "
-                     f"{100 * r['achieved_gflops'] / gemm:.0f} % |")
+                     f"{100 * r['achieved_gflops'] / gemm:.0f} % | "
+                     + (f"{convs['integer']} of {convs['total']} |" if convs else "- |"))
     lines += ["", "INT8 vs FP32 speed-up (ratio of the median latencies; range: fastest FP32 / slowest INT8 to "
               "slowest FP32 / fastest INT8):", "", "| model | network size (HxW) | speed-up | range |", "|---|---|---|---|"]
     for f, i in zip(result["rows"][::2], result["rows"][1::2]):
         a, b = f["latency_ms"], i["latency_ms"]
         lines.append(f"| {f['model']} | {f['network']} | {a['median'] / b['median']:.2f}x | "
                      f"{a['min'] / b['max']:.2f}-{a['max'] / b['min']:.2f}x |")
-    lines += ["", f"INT8 QDQ accuracy against FP32, `{Path(acc['fp32_model']).name}` and "
+    lines += ["", f"CPU INT8 QDQ accuracy against FP32, `{Path(acc['fp32_model']).name}` and "
               f"`{Path(acc['int8_model']).name}` on {acc['frames']} held-out synthetic scenes (seed {acc['seed']}) "
               f"at network size {acc['network']}: FP32 mIoU {100 * acc['fp32_miou']:.2f} %, INT8 mIoU "
               f"{100 * acc['int8_miou']:.2f} % ({100 * (acc['int8_miou'] - acc['fp32_miou']):+.2f} points); "
@@ -153,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packed", type=Path, default=ROOT / "models/bisegunet_tiny.packed.bin")
     parser.add_argument("--fp32", type=Path, default=ROOT / "models/bisegunet_tiny.onnx", help="accuracy: FP32 model")
-    parser.add_argument("--int8", type=Path, default=ROOT / "models/bisegunet_tiny.int8.onnx",
-                        help="accuracy: its INT8 QDQ model")
+    parser.add_argument("--int8", type=Path, default=ROOT / "models/bisegunet_tiny.int8-cpu.onnx",
+                        help="accuracy: its CPU INT8 QDQ model")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per process")
     parser.add_argument("--repeats", type=int, default=3, help="processes per row (at least 3 for reported numbers)")
     parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 calls, 2 scenes: checks the path only")
@@ -171,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from bisegunet_training.model import model_config_from_dict
     from bisegunet_training.packed import load_packed
     from bisegunet_training.profile import profile
+    from bisegunet_training.quantize import integer_convolutions
 
     torch.set_num_threads(2)
     runs, frames = (2, 2) if args.smoke else (args.runs, EVAL_FRAMES)
@@ -192,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"model": label, "network": f"{height}x{width}", "precision": precision,
                                  "real_gflops": gflops, "latency_ms": latency,
                                  "achieved_gflops": gflops / (latency["median"] / 1e3)})
+                    if precision == "int8":
+                        rows[-1]["integer_convs"] = dict(zip(("integer", "total"), integer_convolutions(path)))
                     print(rows[-1], flush=True)
     result = {"machine": machine, "fp32_gemm_gflops": gemm, "runs": runs, "repeats": args.repeats, "rows": rows,
               "int8_accuracy": accuracy(args.fp32, args.int8, frames)}

@@ -21,6 +21,21 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimd",
+              "asimddp", "i8mm")   # what decides ONNX Runtime's float and integer kernels (VNNI: u8s8 dot products)
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags of SIMD_FLAGS this CPU reports (/proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            present = next((set(line.split(":", 1)[1].split()) for line in f
+                            if line.startswith(("flags", "Features"))), set())
+    except OSError:
+        return []
+    return [flag for flag in SIMD_FLAGS if flag in present]
+
+
 def fp32_gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     """Best-of-`repeats` FP32 GEMM throughput with numpy's BLAS (all cores), in GFLOP/s."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -38,7 +53,7 @@ def describe() -> dict:
     """Machine and software facts to print beside any number measured on it (GPU ones when torch sees one)."""
     info = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "cores": os.cpu_count(),
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(), "numpy": np.__version__,
         "os": platform.platform(),
@@ -64,6 +79,7 @@ def describe() -> dict:
 def markdown_header(title: str, command: str, machine: dict) -> list[str]:
     return [f"# {title}", "", f"Produced by `{command}` on {machine['date']}.", "",
             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB"
+            + (f", CPU flags {' '.join(machine['cpu_flags'])}" if machine.get("cpu_flags") else "")
             + (f", GPU {machine['gpu']} (CUDA {machine['cuda']}, cuDNN {machine['cudnn']})" if "gpu" in machine else "")
             + f"; Python {machine['python']}"
             + (f", onnxruntime {machine['onnxruntime']}" if "onnxruntime" in machine else "")

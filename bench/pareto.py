@@ -109,7 +109,7 @@ def latency(budget: Budget, runs: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = {e.key: export_checkpoint(run_dir(config(overrides(e, 0, budget, runs))) / "best.pt",
                                          Path(tmp) / f"{e.key}.onnx", height, width) for e in ENTRIES}
-        int8 = {key: quantize(path, path.with_suffix(".int8.onnx"), frames=budget.calibration_frames)
+        int8 = {key: quantize(path, path.with_suffix(".int8-cpu.onnx"), frames=budget.calibration_frames, target="cpu")
                 for key, path in fp32.items()}
         return {"fp32": interleaved_latency(fp32, budget.repetitions),
                 "int8": interleaved_latency(int8, budget.repetitions)}

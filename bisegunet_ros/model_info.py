@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .classes import ClassTable
+from .onnx_wire import metadata_props
 
 PREFIX = "bisegunet."
 FORMAT_VERSION = 2
@@ -21,6 +22,16 @@ REQUIRED = ("format_version", "class_names", "palette", "input_size", "mean", "s
 
 class ModelError(ValueError):
     """A model file that cannot be used; the message names the file and the fix."""
+
+
+def cpu_int8_path(tensorrt_int8: str | os.PathLike) -> Path:
+    """Where the CPU INT8 model lies beside the TensorRT one: NAME.int8.onnx -> NAME.int8-cpu.onnx
+    (any other NAME.onnx -> NAME.cpu.onnx). bisegunet-quantize writes it there, the ONNX Runtime
+    backend looks for it there."""
+    path = Path(tensorrt_int8)
+    if path.name.endswith(".int8.onnx"):
+        return path.with_name(path.name.removesuffix(".int8.onnx") + ".int8-cpu.onnx")
+    return path.with_name(path.name.removesuffix(".onnx") + ".cpu.onnx")
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,15 @@ class ModelInfo:
     commit: str = ""
     training_config: dict = field(default_factory=dict)   # the run's TrainConfig fields (provenance)
     extra: dict = field(default_factory=dict)  # any further bisegunet.* keys, kept verbatim
+
+    @property
+    def int8_target(self) -> str | None:
+        """Which of bisegunet-quantize's INT8 models this is: "tensorrt" (symmetric) or "cpu" (uint8
+        activations, for ONNX Runtime's integer kernels); None for a float model. INT8 files written
+        before the CPU one existed carry no `int8_target` and are the TensorRT one."""
+        if self.extra.get("precision") != "int8":
+            return None
+        return str(self.extra.get("int8_target", "tensorrt"))
 
     def to_metadata(self) -> dict[str, str]:
         """metadata_props for the exporter: every value a JSON string under the bisegunet. prefix."""
@@ -99,53 +119,10 @@ class ModelInfo:
         if not path.is_file():
             raise ModelError(f"{path}: model file not found; give the .onnx written by bisegunet-export")
         try:
-            props = _onnx_metadata_props(path.read_bytes())
+            props = metadata_props(path.read_bytes())
         except OSError as exc:
             raise ModelError(f"{path}: cannot read the model file ({exc.strerror or exc})") from exc
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
         return cls.from_metadata(props, str(path))
 
-
-METADATA_PROPS_FIELD = 14   # ModelProto.metadata_props (onnx.proto); entries: key = 1, value = 2
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _fields(data: bytes):
-    """(field number, wire type, value) of one protobuf message; length-delimited values as bytes."""
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > len(data):
-                raise ValueError("truncated protobuf field")
-            value, pos = data[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            value, pos = data[pos:pos + width], pos + width
-        else:
-            raise ValueError(f"protobuf wire type {wire} is not valid in an ONNX file")
-        yield number, wire, value
-
-
-def _onnx_metadata_props(data: bytes) -> dict[str, str]:
-    """metadata_props of a serialised ONNX ModelProto, read without the onnx package (not a runtime dependency)."""
-    props = {}
-    for number, wire, value in _fields(data):
-        if number == METADATA_PROPS_FIELD and wire == 2:
-            entry = {n: v.decode() for n, w, v in _fields(value) if w == 2}
-            props[entry.get(1, "")] = entry.get(2, "")
-    return props

@@ -113,7 +113,8 @@ class SegmentationPipeline:
 
     def run(self, frames: list[np.ndarray], want_confidence: bool = False,
             decode_ms: list[float] | None = None) -> list[Segmentation]:
-        """Segment RGB frames with one backend call per `backend.max_batch` frames."""
+        """Segment RGB frames with one backend call per `backend.max_batch` frames; the backend computes
+        the confidence only with `want_confidence` (the node asks while someone subscribes to it)."""
         results = []
         step = self.backend.max_batch
         for start in range(0, len(frames), step):
@@ -121,7 +122,7 @@ class SegmentationPipeline:
             t0 = time.perf_counter()
             batch = self.preprocess(chunk)
             t1 = time.perf_counter()
-            outputs = self.backend.infer(batch)
+            outputs = self.backend.infer(batch, confidence=want_confidence)
             t2 = time.perf_counter()
             for i, rgb in enumerate(chunk):
                 t3 = time.perf_counter()

@@ -212,26 +212,44 @@ def assert_symmetric_int8_qdq_with_uint8_ends(model: onnx.ModelProto) -> None:
                                                                                        ("confidence", u8)]
 
 
-def test_shipped_models_are_format_2_and_the_int8_one_is_symmetric_qdq():
+def assert_cpu_int8_runs_integer_convolutions(path) -> None:
+    """>= 90 % of the network's convolutions are QLinearConv/ConvInteger in ONNX Runtime's optimised graph."""
+    from bisegunet_training.quantize import integer_convolutions
+
+    integer, total = integer_convolutions(path)
+    assert total > 20 and integer >= 0.9 * total, (integer, total)
+
+
+def test_shipped_models_are_format_2_and_the_int8_ones_are_what_their_runtimes_take():
     from pathlib import Path
 
     from bisegunet_ros.model_info import FORMAT_VERSION, ModelInfo
 
     models = Path(__file__).resolve().parents[1] / "models"
     assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(models / "bisegunet_tiny.int8.onnx")))
-    for name in ("bisegunet_tiny.onnx", "bisegunet_tiny.int8.onnx"):
-        ModelInfo.from_onnx(models / name)                 # refuses anything but the current format
-        props = {p.key: p.value for p in onnx.load(str(models / name)).metadata_props}
-        assert props["bisegunet.format_version"] == str(FORMAT_VERSION)
+    assert_cpu_int8_runs_integer_convolutions(models / "bisegunet_tiny.int8-cpu.onnx")
+    for name, target in (("bisegunet_tiny.onnx", None), ("bisegunet_tiny.int8.onnx", "tensorrt"),
+                         ("bisegunet_tiny.int8-cpu.onnx", "cpu")):
+        assert ModelInfo.from_onnx(models / name).int8_target == target   # refuses anything but the current format
+        model = onnx.load(str(models / name))
+        assert {p.key: p.value for p in model.metadata_props}["bisegunet.format_version"] == str(FORMAT_VERSION)
+        assert "Softmax" not in {n.op_type for n in model.graph.node if n.name.startswith("uint8_io/")}  # issue 23
 
 
-def test_int8_model_is_symmetric_qdq_with_uint8_ends(exported, tmp_path):
-    """What TensorRT's explicit quantization takes: every Q/DQ int8 with zero point 0, biases left float."""
-    from bisegunet_training.quantize import quantize
+def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_beside_it(exported, tmp_path):
+    """TensorRT's explicit quantization: every Q/DQ int8 with zero point 0, biases left float. The CPU one:
+    uint8 activations, integer convolutions in ONNX Runtime; the ONNX Runtime backend runs it when given either."""
+    from bisegunet_training.quantize import main as quantize_main
 
-    out = quantize(exported, tmp_path / "tiny.int8.onnx", frames=4)
-    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(out)))
-    backend = load_backend(out, "onnxruntime")
+    tensorrt = tmp_path / "tiny.int8.onnx"
+    assert quantize_main(["--onnx", str(exported), "--out", str(tensorrt), "--frames", "4"]) == 0
+    cpu = tmp_path / "tiny.int8-cpu.onnx"
+    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(tensorrt)))
+    assert_cpu_int8_runs_integer_convolutions(cpu)
+    zero_points = [i for i in onnx.load(str(cpu)).graph.initializer if i.data_type == onnx.TensorProto.UINT8]
+    assert zero_points and any(numpy_helper.to_array(z).any() for z in zero_points)   # asymmetric activations
+    backend = load_backend(tensorrt, "onnxruntime")
+    assert backend.model_path == cpu and backend.info.int8_target == "cpu"
     assert backend.precision == "int8" and backend.info.classes == CITYSCAPES
     frames = [render_scene(5, i, H, W)[0] for i in range(2)]
     fp32 = SegmentationPipeline(load_backend(exported, "onnxruntime")).run(frames)
@@ -248,7 +266,7 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, caplog):
     assert "bad.pt: not a readable checkpoint" in caplog.text
 
 
-def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_path, caplog):
+def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_path):
     """`--from-onnx`: what models/ went through; labels equal the old float graph's argmax on normalise()d frames."""
     import json
 
@@ -268,8 +286,12 @@ def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_p
     normalised = normalise(frames, MEAN, STD).transpose(0, 3, 1, 2).copy()
     old_logits = ort.InferenceSession(str(tmp_path / "old.onnx")).run(None, {"input": normalised})[0]
     assert (load_backend(new, "onnxruntime").infer(frames).labels == old_logits.argmax(1)).mean() >= 0.9999
-    assert export_main(["--from-onnx", str(new), "--out", str(tmp_path / "again.onnx")]) == 1
-    assert "already in model format 2" in caplog.text
+    again = tmp_path / "again.onnx"              # a format-2 file: its network re-wrapped with today's head and tail
+    assert export_main(["--from-onnx", str(new), "--out", str(again)]) == 0
+    np.testing.assert_array_equal(load_backend(again, "onnxruntime").infer(frames).labels,
+                                  load_backend(new, "onnxruntime").infer(frames).labels)
+    assert {p.key: p.value for p in onnx.load(str(again)).metadata_props} == {
+        p.key: p.value for p in onnx.load(str(new)).metadata_props}
 
 
 def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):

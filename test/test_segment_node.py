@@ -113,6 +113,7 @@ def test_all_outputs_and_info(two_cameras, pipeline):
     colour = np.frombuffer(bytes(pick["color"].data), np.uint8).reshape(H, W, 3)
     np.testing.assert_array_equal(colour, pipeline.colorize(result.labels))
     assert pick["overlay"].encoding == "rgb8" and pick["confidence"].encoding == "mono8"
+    np.testing.assert_array_equal(labels_of(pick["confidence"]), result.confidence)
     masks = pick["class_masks"]
     assert list(masks.class_names) == ["road", "person", "car"] and list(masks.class_ids) == [0, 11, 13]
     for cid, mask in zip(masks.class_ids, masks.masks):

@@ -44,8 +44,8 @@ def backend(tensorrt_doubles, model: Path, cache: Path, precision: str = "fp16",
     return TensorRTBackend(model, precision, cameras=cameras, max_batch=max_batch, tf32=tf32, engine_cache_dir=cache)
 
 
-def with_qdq(src: Path, dst: Path, zero_point: np.ndarray) -> Path:
-    """`src` with a Q/DQ pair in front of its first convolution, recorded as precision int8."""
+def with_qdq(src: Path, dst: Path, zero_point: np.ndarray, target: str = "tensorrt") -> Path:
+    """`src` with a Q/DQ pair in front of its first convolution, recorded as precision int8 for `target`."""
     model = onnx.load(str(src))
     index, conv = next((i, n) for i, n in enumerate(model.graph.node) if n.op_type == "Conv")
     model.graph.initializer.extend([numpy_helper.from_array(np.array(0.05, np.float32), "qdq_scale"),
@@ -57,6 +57,7 @@ def with_qdq(src: Path, dst: Path, zero_point: np.ndarray) -> Path:
         model.graph.node.insert(index, node)
     props = {p.key: p.value for p in model.metadata_props}
     props[PREFIX + "precision"] = '"int8"'
+    props[PREFIX + "int8_target"] = f'"{target}"'
     helper.set_model_props(model, props)
     onnx.save(model, str(dst))
     return dst
@@ -74,6 +75,9 @@ def test_tensorrt_infer_on_another_thread_equals_onnxruntime(tensorrt_doubles, o
     np.testing.assert_array_equal(out.confidence, expected.confidence)
     np.testing.assert_allclose(out.logits, expected.logits, rtol=1e-5, atol=1e-5)
     assert out.labels.dtype == np.uint8 and out.labels.shape == (3, H, W)
+    labels_only = trt_backend.infer(pixels(3), confidence=False)
+    assert labels_only.confidence is None
+    np.testing.assert_array_equal(labels_only.labels, expected.labels)
 
 
 def test_tensorrt_leaves_no_context_current_and_a_call_without_one_is_a_clear_error(tensorrt_doubles, onnx_model,
@@ -270,6 +274,9 @@ def test_tensorrt_int8_engine_is_built_from_the_symmetric_qdq_model(tensorrt_dou
         backend(tensorrt_doubles, onnx_model, cache, precision="int8")
     with pytest.raises(ModelError, match="build it with precision int8"):
         backend(tensorrt_doubles, qdq, cache, precision="fp16")
+    cpu = with_qdq(onnx_model, tmp_path / "model.int8-cpu.onnx", np.array(128, np.uint8), target="cpu")
+    with pytest.raises(ModelError, match=r"model.int8-cpu.onnx: this INT8 model is the one for ONNX Runtime on a CPU"):
+        backend(tensorrt_doubles, cpu, cache, precision="int8")
 
 
 def test_tensorrt_parser_errors_are_reported(tensorrt_doubles, onnx_model, cache, tmp_path):

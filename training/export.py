@@ -3,7 +3,7 @@
     bisegunet-export --checkpoint runs/NAME/best.pt --out models/NAME.onnx [--dynamic-batch]
         [--height H --width W] [--class-filter 11,12 --background-id 0] [--logits]
         [--packed models/NAME.packed.bin]
-    bisegunet-export --from-onnx OLD.onnx --out NEW.onnx [--logits]   # a format-1 file, re-wrapped
+    bisegunet-export --from-onnx OLD.onnx --out NEW.onnx [--logits]   # an exported file, re-wrapped
 
 Opset 17; binary weights folded to sign * alpha and BatchNorm folded (fold.py); fixed H x W
 (the training size unless given) and optionally a dynamic batch dimension, so several cameras
@@ -35,7 +35,7 @@ from bisegunet_ros.model_info import FORMAT_VERSION, PREFIX, ModelError, ModelIn
 from .checkpoint import load_checkpoint
 from .fold import fold_for_inference
 from .model import TORCHVISION_PREFIX, binary_layers, build_model, model_config_from_dict
-from .uint8_graph import compose_uint8_graph
+from .uint8_graph import compose_uint8_graph, float_core
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -130,20 +130,33 @@ def save_uint8_model(core: onnx.ModelProto, out: str | Path, info: ModelInfo, te
 
 
 def rewrap_float_onnx(source: str | Path, out: str | Path, logits: bool = False) -> onnx.ModelProto:
-    """A format-1 file (float NCHW input, float logits) re-wrapped in the uint8 contract, metadata kept.
+    """An exported file re-wrapped in this version's uint8 contract, metadata and class filter kept:
+    a format-1 file (float NCHW input, float logits) as it is, a format-2 file by its float network
+    (uint8_graph.float_core) with today's head and tail (files exported before issue 23 compute
+    the confidence with a Softmax).
 
     For shipped models whose checkpoint is gone: the file carries its mean/std, so nothing is lost.
+    The TensorRT op check applies when the source passed it (not to torchvision's HardSwish models).
     """
     try:
-        core = onnx.load(str(source))
+        model = onnx.load(str(source))
     except Exception as exc:  # protobuf raises its own DecodeError for corrupt files
         raise ModelError(f"{source}: not a loadable ONNX model ({exc})") from exc
-    props = {p.key: p.value for p in core.metadata_props}
+    props = {p.key: p.value for p in model.metadata_props}
     if json.loads(props.get(PREFIX + "format_version", "0")) >= FORMAT_VERSION:
-        raise ModelError(f"{source}: already in model format {FORMAT_VERSION} (uint8 pixels in); nothing to convert")
+        if json.loads(props.get(PREFIX + "precision", '"fp32"')) == "int8":
+            raise ModelError(f"{source}: an INT8 model; re-wrap its float model and quantize that again")
+        try:
+            core = float_core(model)
+        except ValueError as exc:
+            raise ModelError(f"{source}: {exc}") from exc
+    else:
+        core = model
     props[PREFIX + "format_version"] = json.dumps(FORMAT_VERSION)
     info = ModelInfo.from_metadata(props, str(source))
-    return save_uint8_model(core, out, info, logits=logits)
+    return save_uint8_model(core, out, info, tensorrt_check=not unsupported_by_tensorrt(model),
+                            class_filter=info.extra.get("class_filter", ()),
+                            background_id=info.extra.get("background_id", 0), logits=logits)
 
 
 def class_ids(text: str) -> list[int]:
@@ -158,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path)
-    source.add_argument("--from-onnx", type=Path, help="re-wrap a format-1 ONNX (float in, logits out) instead")
+    source.add_argument("--from-onnx", type=Path,
+                        help="re-wrap an exported ONNX (format 1, or format 2 with an older head and tail) instead")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--height", type=PIXELS, help="network input height H (default: the training size)")
     parser.add_argument("--width", type=PIXELS, help="network input width W (default: the training size)")

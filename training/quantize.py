@@ -1,15 +1,27 @@
-"""`bisegunet-quantize`: one INT8 QDQ model that ONNX Runtime runs on the CPU and TensorRT builds on the vehicle.
+"""`bisegunet-quantize`: the two INT8 QDQ models, one TensorRT builds on the vehicle and one ONNX Runtime runs on a CPU.
 
-    bisegunet-quantize --onnx models/NAME.onnx --out models/NAME.int8.onnx [--frames 64]
+    bisegunet-quantize --onnx models/NAME.onnx --out models/NAME.int8.onnx [--target both|tensorrt|cpu] [--frames 64]
 
-Explicit quantization (QDQ), the form TensorRT 10 takes instead of implicit calibration:
-symmetric int8 activations (zero point 0, which TensorRT's ONNX parser requires) and
-per-channel symmetric int8 weights; a binary conv's weights are +-alpha_c per channel, so
-per-channel int8 represents them exactly. Biases stay float (TensorRT quantizes no biases).
-Calibration feeds uint8 synthetic street scenes at the model's input size through the model's
-own graph (model format 2), so its normalisation is the one the graph holds. The uint8 head and
-the label/confidence tail (`uint8_io/...` nodes) stay in float. Metadata is carried over, with
-precision "int8".
+`--target both` (the default) writes the TensorRT model to --out and the CPU model beside it
+(NAME.int8-cpu.onnx, bisegunet_ros.model_info.cpu_int8_path); `--target cpu` writes only the CPU
+model, to --out. Metadata is carried over, with precision "int8" and `int8_target` saying which
+one a file is; the ONNX Runtime backend runs the CPU one when given either (it lies beside the
+TensorRT one), TensorRT refuses the CPU one.
+
+Both are explicit quantization (QDQ) with per-channel symmetric int8 weights: a binary conv's
+weights are +-alpha_c per channel, so per-channel int8 represents them exactly (sign x scale, the
+scale alpha_c / 127). They differ in the activations, because the two runtimes want different ones:
+- tensorrt: symmetric int8 activations with zero point 0 (TensorRT's ONNX parser refuses other
+  zero points), biases left float (TensorRT quantizes no biases), Q/DQ on the inputs of each
+  quantized op only. ONNX Runtime fuses few of these into integer kernels (its CPU QLinearConv
+  wants uint8 activations): on a CPU this model runs mostly float convolutions between Q/DQ pairs.
+- cpu: asymmetric uint8 activations and int32 biases, Q/DQ on every quantized op's inputs and
+  outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
+  kernels; VNNI where the CPU has it).
+Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
+which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
+model's input size through the model's own graph (model format 2), so its normalisation is the
+one the graph holds. The uint8 head and the label/confidence tail (`uint8_io/...` nodes) stay in float.
 """
 from __future__ import annotations
 
@@ -22,19 +34,25 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnxruntime import InferenceSession
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from bisegunet_ros.backends.onnxruntime_backend import session_options
 from bisegunet_ros.cli_args import COUNT
-from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo
+from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
 from .data.scenes import render_scene
 from .uint8_graph import INPUT
 from .uint8_graph import PREFIX as IO_PREFIX
 
 log = logging.getLogger(__name__)
-QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-               "OpTypesToExcludeOutputQuantization": ["Conv"]}
+TARGETS = ("tensorrt", "cpu")
+QDQ_OPTIONS = {"tensorrt": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                            "OpTypesToExcludeOutputQuantization": ["Conv"]},
+               "cpu": {"ActivationSymmetric": False, "WeightSymmetric": True}}
+ACTIVATION_TYPE = {"tensorrt": QuantType.QInt8, "cpu": QuantType.QUInt8}
+INTEGER_CONVS, FLOAT_CONVS = ("QLinearConv", "ConvInteger"), ("Conv", "FusedConv")
 
 
 class SceneReader(CalibrationDataReader):
@@ -48,8 +66,12 @@ class SceneReader(CalibrationDataReader):
         return None if batch is None else {INPUT: batch}
 
 
-def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001) -> Path:
-    """Write the INT8 QDQ model; calibration scenes come from a seed no training split uses."""
+def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001,
+             target: str = "tensorrt") -> Path:
+    """Write the INT8 QDQ model for `target` ("tensorrt" or "cpu"); calibration scenes come from a seed no
+    training split uses."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     onnx_path, out = Path(onnx_path), Path(out)
     info = ModelInfo.from_onnx(onnx_path)
     if info.channel_order != "rgb":
@@ -61,26 +83,50 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
         quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                        per_channel=True, weight_type=QuantType.QInt8, activation_type=ACTIVATION_TYPE[target],
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=io_nodes,
-                        extra_options=QDQ_OPTIONS)
+                        extra_options=QDQ_OPTIONS[target])
     quantized = onnx.load(str(out))
-    props[PREFIX + "precision"] = json.dumps("int8")
+    props.update({PREFIX + "precision": json.dumps("int8"), PREFIX + "int8_target": json.dumps(target)})
     onnx.helper.set_model_props(quantized, props)
     onnx.save(quantized, str(out))
-    log.info("wrote %s (INT8 QDQ, symmetric, calibrated on %d synthetic frames)", out, frames)
+    log.info("wrote %s (INT8 QDQ for %s, calibrated on %d synthetic frames)", out, target, frames)
     return out
+
+
+def integer_convolutions(onnx_path: str | Path) -> tuple[int, int]:
+    """(integer, all) convolutions of the network in ONNX Runtime's optimised CPU graph, made with the
+    backend's session options and saved through SessionOptions.optimized_model_filepath; the
+    `uint8_io/` head and tail (float by design) aside. Integer: QLinearConv or ConvInteger, which
+    ONNX Runtime forms from DQ -> Conv -> Q; the rest run as float convolutions."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = session_options(1)
+        options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        options.log_severity_level = 3        # not the warning that an NCHWc-optimised file is machine-specific
+        InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+    convs = [n.op_type for n in nodes
+             if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]
+    return sum(op in INTEGER_CONVS for op in convs), len(convs)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path,
+                        help="the TensorRT model (NAME.int8.onnx; the CPU one goes beside it), or with --target cpu "
+                             "the CPU model")
+    parser.add_argument("--target", choices=("both", *TARGETS), default="both",
+                        help="tensorrt: symmetric int8 (zero point 0); cpu: uint8 activations for ONNX Runtime")
     parser.add_argument("--frames", type=COUNT, default=64, help="calibration frames")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        quantize(args.onnx, args.out, args.frames)
+        if args.target in ("both", "tensorrt"):
+            quantize(args.onnx, args.out, args.frames, target="tensorrt")
+        if args.target in ("both", "cpu"):
+            quantize(args.onnx, cpu_int8_path(args.out) if args.target == "both" else args.out, args.frames,
+                     target="cpu")
     except (ModelError, OSError) as exc:
         log.error("%s", exc)
         return 1

@@ -2,20 +2,30 @@
 
     pixels uint8 (N, H, W, 3) -> Cast -> Transpose (NCHW) -> * scale + offset -> [float core] -> logits
     logits -> ArgMax -> Gather(class table) -> Cast -> labels uint8 (N, H, W)
-    logits -> Softmax -> ReduceMax -> * 255 -> Cast -> confidence uint8 (N, H, W)
+    logits, argmax -> GatherElements (max) -> Sub -> Exp -> 1x1 Conv of ones (sum) -> 255 / sum -> Cast
+                   -> confidence uint8 (N, H, W)
 
 The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
-so one function gives every model the same head and tail. Op choices follow TensorRT 10's rules:
+so one function gives every model the same head and tail. The confidence is the largest softmax
+probability written without a Softmax: softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with
+m = max_j l_j, so at k = argmax it is exactly 1 / sum_j exp(l_j - m). That skips the division of
+every class's probability and every reduction over the class axis but the ArgMax the labels need
+anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
+slow (a Softmax cost most of the tail: issue 23), so m is read at the ArgMax's index
+(GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
+the class axis, in the logits' own layout: no transpose). Op choices follow TensorRT 10's rules:
 - TensorRT converts uint8 only to and from float32/float16 (tensorrt.DataType.UINT8: "uint8
   conversions are not supported for int8, int32, bool"), so the uint8 input is cast to float
   and the labels go through float before the final Cast to uint8;
 - ArgMax takes FP32/FP16 and gives indices (int64 in ONNX, int32 inside TensorRT); a Gather of a
   float class table by those indices turns them into float class ids and applies the class
   filter fixed at export in the same step (the identity table when there is none);
-- float -> uint8 Cast truncates towards zero in TensorRT and ONNX Runtime alike; max softmax
-  x 255 is within [255 / C, 255], so truncation is the whole rounding rule (as numpy's astype).
+- float -> uint8 Cast truncates towards zero in TensorRT and ONNX Runtime alike; 255 / sum is
+  within [255 / C, 255] (sum >= 1: its largest term is exp(0)), so truncation is the whole
+  rounding rule (as numpy's astype).
 Every op is in training/tensorrt_onnx_ops.txt. Nodes added here are named `uint8_io/...`, so
-the quantizer can leave them in float.
+the quantizer can leave them in float; the confidence branch feeds nothing else, so a runtime
+that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
 """
 from __future__ import annotations
 
@@ -74,6 +84,8 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         numpy_helper.from_array(offset.reshape(1, 3, 1, 1), PREFIX + "offset"),
         numpy_helper.from_array(class_table(num_classes, class_filter, background_id), PREFIX + "class_table"),
         numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
+        numpy_helper.from_array(np.array([1], np.int64), PREFIX + "class_axis"),
+        numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"),
     ]
 
     def node(op: str, inputs: list[str], output: str, **attrs) -> onnx.NodeProto:
@@ -87,9 +99,13 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     tail = [node("ArgMax", [core_out], t + "argmax", axis=1, keepdims=0),
             node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
             node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),
-            node("Softmax", [core_out], t + "softmax", axis=1),
-            node("ReduceMax", [t + "softmax"], t + "peak", axes=[1], keepdims=0),
-            node("Mul", [t + "peak", t + "255"], t + "confidence_float"),
+            node("Unsqueeze", [t + "argmax", t + "class_axis"], t + "argmax_nchw"),
+            node("GatherElements", [core_out, t + "argmax_nchw"], t + "peak", axis=1),
+            node("Sub", [core_out, t + "peak"], t + "shifted"),
+            node("Exp", [t + "shifted"], t + "exp"),
+            node("Conv", [t + "exp", t + "ones"], t + "partition"),
+            node("Squeeze", [t + "partition", t + "class_axis"], t + "partition_nhw"),
+            node("Div", [t + "255", t + "partition_nhw"], t + "confidence_float"),
             node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
     outputs = [helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, height, width])
                for name in (LABELS, CONFIDENCE)]
@@ -104,3 +120,30 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     model = helper.make_model(composed, opset_imports=list(core.opset_import), producer_name="bisegunet-export")
     model.ir_version = core.ir_version
     return model
+
+
+def float_core(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The float network inside a model composed here, by any version of this module: its graph less
+    the `uint8_io/` head and tail, normalised float (N, 3, H, W) in, logits (N, C, H, W) out. What
+    re-wrapping an exported file with today's head and tail starts from (export.rewrap_float_onnx)."""
+    graph = model.graph
+    io_nodes = [n for n in graph.node if n.name.startswith(PREFIX)]
+    core_nodes = [n for n in graph.node if not n.name.startswith(PREFIX)]
+    argmax = [n for n in io_nodes if n.op_type == "ArgMax"]
+    head_outputs = {t for n in io_nodes for t in n.output}
+    core_inputs = {t for n in core_nodes for t in n.input if t in head_outputs}
+    if len(argmax) != 1 or len(core_inputs) != 1:
+        raise ValueError(f"not a graph composed by bisegunet-export: {len(argmax)} {PREFIX}ArgMax node(s), "
+                         f"{len(core_inputs)} tensor(s) from the {PREFIX} head into the network")
+    used = {t for n in core_nodes for t in n.input}
+    pixels = next(i for i in graph.input if i.name == INPUT)
+    batch, height, width, _ = _dims(pixels)
+    num_classes = next(len(numpy_helper.to_array(i)) for i in graph.initializer if i.name == PREFIX + "class_table")
+    core = helper.make_graph(
+        core_nodes, graph.name,
+        [helper.make_tensor_value_info(core_inputs.pop(), TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info(argmax[0].input[0], TensorProto.FLOAT, [batch, num_classes, height, width])],
+        [i for i in graph.initializer if i.name in used])
+    result = helper.make_model(core, opset_imports=list(model.opset_import), producer_name=model.producer_name)
+    result.ir_version = model.ir_version
+    return result

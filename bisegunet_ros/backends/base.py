@@ -11,12 +11,12 @@ from ..model_info import ModelInfo
 
 @dataclass
 class InferenceOutputs:
-    """What the graph computed for exactly the N frames of one call (argmax and softmax ran on the engine).
+    """What the graph computed for exactly the N frames of one call (argmax and confidence ran on the engine).
 
     The caller owns these arrays: no later call of the backend writes into them."""
 
     labels: np.ndarray                 # uint8 (N, H, W), class ids
-    confidence: np.ndarray             # uint8 (N, H, W), max softmax probability x 255
+    confidence: np.ndarray | None      # uint8 (N, H, W), max softmax probability x 255; None when not asked for
     logits: np.ndarray | None = None   # float32 (N, C, H, W), only for models exported with --logits
 
 
@@ -34,8 +34,10 @@ class Backend(ABC):
     max_batch: int
 
     @abstractmethod
-    def infer(self, pixels: np.ndarray) -> InferenceOutputs:
-        """Labels and confidence for uint8 pixels (N, H, W, 3) at the network's input size, 1 <= N <= max_batch."""
+    def infer(self, pixels: np.ndarray, confidence: bool = True) -> InferenceOutputs:
+        """Labels (and, with `confidence`, the confidence) for uint8 pixels (N, H, W, 3) at the network's
+        input size, 1 <= N <= max_batch. Without `confidence` a backend may skip computing it
+        (ONNX Runtime runs a graph without that branch) and the result's confidence is None."""
 
     def close(self) -> None:
         """Release what the backend holds outside Python's memory (device buffers, a CUDA context);

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..model_info import ModelError, ModelInfo
+from ..model_info import ModelError, ModelInfo, cpu_int8_path
+from ..onnx_wire import without_output
 from .base import Backend, InferenceOutputs
 
 log = logging.getLogger(__name__)
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int) -> ort.SessionOptions:
     """Options for latency: all graph optimisations, one inference at a time, no idle spinning."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -25,8 +26,28 @@ def _session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def cpu_model(path: Path) -> Path:
+    """The file ONNX Runtime runs on the CPU for `path`: a TensorRT INT8 model (symmetric activations,
+    which ONNX Runtime mostly runs as float convolutions between Q/DQ pairs) is swapped for the CPU
+    INT8 model beside it (cpu_int8_path) when there is one."""
+    if ModelInfo.from_onnx(path).int8_target != "tensorrt":
+        return path
+    sibling = cpu_int8_path(path)
+    if sibling.is_file():
+        log.info("%s is the TensorRT INT8 model; running its CPU INT8 model %s", path, sibling)
+        return sibling
+    log.warning("%s is the TensorRT INT8 model and no CPU INT8 model %s lies beside it; ONNX Runtime runs most "
+                "of its convolutions in float (write it with `bisegunet-quantize --target cpu`)", path, sibling)
+    return path
+
+
 class OnnxRuntimeBackend(Backend):
-    """One InferenceSession per model; `device` is "cpu" or "cuda" (CUDA provider when installed)."""
+    """One InferenceSession per model and one for its labels-only graph; `device` is "cpu" or "cuda"
+    (CUDA provider when installed).
+
+    ONNX Runtime computes every node of a graph whatever outputs are fetched, so the confidence
+    branch would cost its time on every frame; calls without `confidence` run a second session on
+    the same model less that branch (onnx_wire.without_output), built at load so no frame waits."""
 
     def __init__(self, model_path: str | os.PathLike, device: str = "cpu", threads: int = 0):
         path = Path(model_path)
@@ -40,34 +61,42 @@ class OnnxRuntimeBackend(Backend):
             providers.insert(0, "CUDAExecutionProvider")
         elif device != "cpu":
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        else:
+            path = cpu_model(path)
+        self.model_path, self.info = path, ModelInfo.from_onnx(path)
+        model = path.read_bytes()
         try:
-            self.session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+            labels_only = without_output(model, "confidence")
+            self.session = ort.InferenceSession(model, session_options(threads), providers=providers)
+            self.labels_session = (self.session if labels_only is None else
+                                   ort.InferenceSession(labels_only, session_options(threads), providers=providers))
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
-        self.info = ModelInfo.from_onnx(path)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         missing = {"labels", "confidence"} - set(self.output_names)
         if missing:
             raise ModelError(f"{path}: the graph lacks the outputs {sorted(missing)}; re-export it with bisegunet-export")
-        self._binding = self.session.io_binding()
+        self._bindings = {True: self.session.io_binding(), False: self.labels_session.io_binding()}
         batch_dim = self.session.get_inputs()[0].shape[0]
         self.max_batch = batch_dim if isinstance(batch_dim, int) else 64
         self.name = f"onnxruntime-{device}"
         self.precision = str(self.info.extra.get("precision", "fp32"))  # the quantizer records int8
         log.info("loaded %s with %s (%s, max batch %d)", path, self.name, self.precision, self.max_batch)
 
-    def infer(self, pixels: np.ndarray) -> InferenceOutputs:
+    def infer(self, pixels: np.ndarray, confidence: bool = True) -> InferenceOutputs:
         """Runs with I/O binding: the uint8 input is read in place and the outputs are written straight
         into arrays made for this call (no copy afterwards), which the caller then owns."""
         self.check_batch(pixels)
         size = (pixels.shape[0], self.info.input_height, self.info.input_width)
         logits = (np.empty((size[0], len(self.info.classes), *size[1:]), np.float32)
                   if "logits" in self.output_names else None)
-        out = InferenceOutputs(np.empty(size, np.uint8), np.empty(size, np.uint8), logits)
-        self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(pixels))
+        out = InferenceOutputs(np.empty(size, np.uint8), np.empty(size, np.uint8) if confidence else None, logits)
+        binding = self._bindings[confidence]
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(pixels))
         for name in self.output_names:
             array = getattr(out, name)
-            self._binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
-        self.session.run_with_iobinding(self._binding)
+            if array is not None:
+                binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+        (self.session if confidence else self.labels_session).run_with_iobinding(binding)
         return out

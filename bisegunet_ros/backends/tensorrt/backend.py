@@ -97,8 +97,11 @@ class TensorRTBackend(Backend):
                              "re-export the model")
         self.stream = cuda.Stream()
 
-    def infer(self, pixels: np.ndarray) -> InferenceOutputs:
-        """Outputs for the N frames of `pixels` (uint8, N x H x W x 3); copies only those N frames."""
+    def infer(self, pixels: np.ndarray, confidence: bool = True) -> InferenceOutputs:
+        """Outputs for the N frames of `pixels` (uint8, N x H x W x 3); copies only those N frames.
+
+        One engine computes labels and confidence (a second, labels-only engine would double the
+        build time and the GPU memory); without `confidence` its buffer is not copied back."""
         self.check_batch(pixels)
         n = pixels.shape[0]
         with self.cuda.current("TensorRT inference") as cuda:
@@ -112,11 +115,13 @@ class TensorRTBackend(Backend):
                 self.stream.synchronize()  # let the queued copy finish before the buffers are reused
                 raise TensorRTError(f"execute_async_v3 failed for a batch of {n} (see TensorRT's log); "
                                     "no outputs for these frames")
-            for name in self.outputs:
+            fetched = [name for name in self.outputs if confidence or name != "confidence"]
+            for name in fetched:
                 cuda.memcpy_dtoh_async(self.host[name][:n], self.device[name], self.stream)
             self.stream.synchronize()
-            copies = {name: self.host[name][:n].copy() for name in self.outputs}
-        return InferenceOutputs(labels=copies["labels"], confidence=copies["confidence"], logits=copies.get("logits"))
+            copies = {name: self.host[name][:n].copy() for name in fetched}
+        return InferenceOutputs(labels=copies["labels"], confidence=copies.get("confidence"),
+                                logits=copies.get("logits"))
 
     def close(self) -> None:
         """Free the stream, the page-locked host buffers and the device buffers, then release the CUDA context

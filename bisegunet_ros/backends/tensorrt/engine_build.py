@@ -50,6 +50,7 @@ class OnnxFacts:
     input_name: str
     batch: int | None      # fixed batch size, None when the batch dimension is dynamic
     quantized: bool        # the QDQ model of bisegunet-quantize (explicit INT8)
+    int8_target: str | None = None   # "tensorrt" or "cpu" (ModelInfo.int8_target)
 
 
 def inspect_onnx(onnx: Path) -> OnnxFacts:
@@ -66,7 +67,7 @@ def inspect_onnx(onnx: Path) -> OnnxFacts:
         raise ModelError(f"{onnx}: not a loadable ONNX model ({exc})") from exc
     batch = tensor.shape[0]
     return OnnxFacts(tensor.name, batch if isinstance(batch, int) and batch > 0 else None,
-                     info.extra.get("precision") == "int8")
+                     info.extra.get("precision") == "int8", info.int8_target)
 
 
 def batch_range(facts: OnnxFacts, opt_batch: int, max_batch: int = 0) -> tuple[int, int, int]:
@@ -86,6 +87,10 @@ def check_precision(onnx: Path, facts: OnnxFacts, precision: str) -> None:
     if precision == "int8" and not facts.quantized:
         raise ModelError(f"{onnx}: precision int8 needs the QDQ model written by bisegunet-quantize "
                          "(explicit quantization); this ONNX is not one (its metadata has no precision int8)")
+    if facts.int8_target == "cpu":
+        raise ModelError(f"{onnx}: this INT8 model is the one for ONNX Runtime on a CPU (uint8 activations with zero "
+                         "points, which TensorRT's parser refuses); give the TensorRT INT8 model that "
+                         "bisegunet-quantize wrote beside it (NAME.int8.onnx)")
     if facts.quantized and precision != "int8":
         raise ModelError(f"{onnx}: this is a QDQ (INT8) model; build it with precision int8, or give the "
                          f"float model for {precision}")
