@@ -34,7 +34,8 @@ def _cpu_ticks() -> dict[int, tuple[int, str]]:
         try:
             comm, rest = stat.read_text().rsplit(")", 1)
             fields = rest.split()
-            cmdline = " ".join((stat.parent / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+            cmdline = " ".join((stat.parent / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+                               .split())
         except (OSError, ValueError):          # a process that ended while being read
             continue
         ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), cmdline[:100] or comm.split("(", 1)[-1])

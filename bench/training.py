@@ -106,8 +106,8 @@ def run_name(label: str, seed: int | str) -> str:
 
 
 def overrides(label: str, seed: int | str, out_dir: str, device: str, extra: list[str]) -> list[str]:
-    return [*RUNS[label].overrides, f"seed={seed}", f"name={run_name(label, seed)}", f"out_dir={out_dir}", f"device={device}",
-            *extra]
+    return [*RUNS[label].overrides, f"seed={seed}", f"name={run_name(label, seed)}", f"out_dir={out_dir}",
+            f"device={device}", *extra]
 
 
 def command(args: list[str]) -> list[str]:
@@ -159,7 +159,8 @@ def options(cfg: TrainConfig) -> str:
     model = load_model_config(cfg.model, cfg.model_overrides)
     kernels = "x".join(map(str, model.stem_kernels))
     if not cfg.binarize:
-        return f"float throughout (same epochs, steps and learning-rate restarts), stem {kernels}, batch {cfg.batch_size}"
+        return (f"float throughout (same epochs, steps and learning-rate restarts), stem {kernels}, "
+                f"batch {cfg.batch_size}")
     p1, p2 = PhaseSchedule(cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio).boundaries
     distill = f"weight {cfg.distill_weight}, T {cfg.distill_temperature}" if cfg.distill_weight > 0 else "off"
     stem = "binary" if "stem" in model.binary_parts else "float"
@@ -285,8 +286,8 @@ def row_summary(label: str, runs: list[dict], reference: list[dict] | None) -> d
     """Mean and sample standard deviation over seeds (in mIoU points); for a binarized row, its gap to
     its float reference (gap_to)."""
     test = [100 * r["test_miou"] for r in runs]
-    summary = {"seeds": [r["seed"] for r in runs], "test_miou_mean": statistics.mean(test), "test_miou_sd": spread(test),
-               "test_miou_min": min(test), "test_miou_max": max(test),
+    summary = {"seeds": [r["seed"] for r in runs], "test_miou_mean": statistics.mean(test),
+               "test_miou_sd": spread(test), "test_miou_min": min(test), "test_miou_max": max(test),
                "best_val_miou_mean": statistics.mean(100 * r["best_val_miou"] for r in runs),
                "minutes_mean": statistics.mean(r["minutes"] for r in runs), "reference": RUNS[label].reference,
                "about": RUNS[label].about}
