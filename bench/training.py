@@ -78,7 +78,8 @@ RUNS = {   # label -> Row
     "float_paper": Row(["binarize=false", BINARY_STEM, BATCH16], None,
                        "the same at Table 10's batch 16: reference of `paper`"),
     "paper": Row([SUM, BINARY_STEM_STE, BATCH16], "float_paper",
-                 "the paper as written: sign with STE (eq. 22), eq. 24 summed, binary 3x3 stem, batch 16"),
+                 "the paper as written: sign with STE (eq. 22), eq. 24 summed, binary 3x3 stem, batch 16 (Table "
+                 "10); scaled like every row (tiny widths, 128x256 synthetic scenes, 18 epochs)"),
     "paper_batch8": Row([SUM, BINARY_STEM_STE], "float_3x3_stem", "`paper` at batch 8: isolates the batch"),
     "paper_approx_sign": Row([SUM, BINARY_STEM], "float_3x3_stem",
                              "`paper_batch8` with approx_sign: isolates the estimator (the `paper` row before "
