@@ -351,8 +351,8 @@ def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, s
               "row it is wide). Verdict: the interval against the paper's relative gap, "
               f"{paper_gap:.1f} / {PAPER['float_miou']} = {100 * PAPER_RELATIVE_GAP:.1f} % (its Table 3 on "
               "Cityscapes at 512x1024, quoted, not measured here): narrower or wider when the whole interval "
-              "lies on one side, undecided otherwise. Relative, because points at ~17 % mIoU and points at "
-              "73 % are not the same size.", "",
+              "lies on one side, undecided otherwise. Relative, because a point at this table's scores and a "
+              f"point at the paper's {PAPER['float_miou']} % are not the same size.", "",
               "| run | what it isolates | options | command (seed K = 0, 1, ...) | seeds | test mIoU % | min - max | "
               f"float reference | gap, points | relative gap | {100 * CONFIDENCE:.0f} % interval | against the "
               "paper's relative gap | best validation mIoU % (mean) | minutes a run (mean) |",
