@@ -57,6 +57,11 @@ def mean_sd(mean: float, sd: float | None) -> str:
     return f"{mean:.{d}f}" + (f" ± {sd:.{d}f}" if sd is not None else " (one seed)")
 
 
+def estimate(value: float, error: float | None) -> str:
+    """A derived figure ± its standard error, or alone where there is none (its verdict says why)."""
+    return mean_sd(value, error) if error is not None else f"{value:.1f}"
+
+
 def machine(data: dict) -> str:
     m = data.get("machine") or {}
     if "date" not in m:
@@ -103,8 +108,8 @@ def training(d: dict) -> tuple[str, str, list[str]]:
             parts.append(score + (f" (no run of its reference {s['reference']} yet)" if s.get("reference") else ""))
             continue
         interval, relative_se = s["relative_gap_interval"], s["relative_gap_standard_error"]
-        shown = (f"gap {mean_sd(s['gap_points'], s['gap_standard_error'])} points, "
-                 f"{mean_sd(100 * s['relative_gap'], None if relative_se is None else 100 * relative_se)} %"
+        shown = (f"gap {estimate(s['gap_points'], s['gap_standard_error'])} points, "
+                 f"{estimate(100 * s['relative_gap'], None if relative_se is None else 100 * relative_se)} %"
                  + (f" [{confidence}: {100 * interval[0]:.1f} to {100 * interval[1]:.1f} %]" if interval else "")
                  + f", {s['verdict']}")
         parts.append(f"{score} (vs {s['reference']}: {shown})")
