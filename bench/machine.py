@@ -1,4 +1,10 @@
-"""What a benchmark ran on, and how fast this machine multiplies matrices, for every bench/ report."""
+"""What a benchmark ran on, how loaded the machine was, and how fast it multiplies matrices, for every bench/ report.
+
+The load is recorded in one place for every bench: a snapshot when this module is imported (at the
+top of every bench, before it measures anything) and another when the bench writes its results
+(write_results): the load averages at both, and the other processes that used the CPU in between,
+from /proc. A number measured next to busy processes says so beside itself.
+"""
 from __future__ import annotations
 
 import json
@@ -34,6 +40,48 @@ def cpu_flags() -> list[str]:
     except OSError:
         return []
     return [flag for flag in SIMD_FLAGS if flag in present]
+def _cpu_ticks() -> dict[int, tuple[int, str]]:
+    """pid -> (user + system clock ticks so far, command) of every process /proc shows."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().rsplit(")", 1)
+            fields = rest.split()
+            cmdline = " ".join((stat.parent / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+                               .split())
+        except (OSError, ValueError):          # a process that ended while being read
+            continue
+        ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), cmdline[:100] or comm.split("(", 1)[-1])
+    return ticks
+
+
+def load_snapshot() -> dict:
+    """Load averages and every process's CPU ticks now."""
+    return {"time": time.time(), "loadavg": list(os.getloadavg()), "ticks": _cpu_ticks()}
+
+
+STARTED = load_snapshot()      # when the bench started: every bench imports this module first
+
+
+def load_record(before: dict = STARTED, top: int = 5) -> dict:
+    """The load at `before` and now, and the `top` other processes still running now (not this one) by CPU
+    used in between, in percent of one core (a process started in between counts from zero)."""
+    after = load_snapshot()
+    seconds = max(after["time"] - before["time"], 1e-9)
+    hz = os.sysconf("SC_CLK_TCK")
+    used = [(pid, (ticks - before["ticks"].get(pid, (0, ""))[0]) / hz / seconds * 100, name)
+            for pid, (ticks, name) in after["ticks"].items() if pid != os.getpid()]
+    busy = sorted((u for u in used if u[1] > 0), key=lambda u: -u[1])[:top]
+    return {"loadavg_before": before["loadavg"], "loadavg_after": after["loadavg"], "seconds": round(seconds, 1),
+            "busy_others": [{"pid": pid, "cpu_percent": round(cpu, 1), "command": name} for pid, cpu, name in busy]}
+
+
+def load_lines(load: dict) -> list[str]:
+    """The load record as Markdown lines."""
+    busy = "; ".join(f"{p['cpu_percent']:.0f} % `{p['command'][:60]}`" for p in load["busy_others"]) or "none"
+    return [f"Machine load: load average (1, 5, 15 min) {' / '.join(f'{x:.2f}' for x in load['loadavg_before'])} "
+            f"when the bench started, {' / '.join(f'{x:.2f}' for x in load['loadavg_after'])} when it wrote this "
+            f"({load['seconds']:.0f} s later); other processes by CPU over that time (% of one core): {busy}.", ""]
 
 
 def fp32_gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -87,7 +135,11 @@ def markdown_header(title: str, command: str, machine: dict) -> list[str]:
 
 
 def write_results(stem: Path, result: dict, markdown: str) -> str:
-    """STEM.json and STEM.md, the two forms every benchmark leaves; returns the Markdown."""
+    """STEM.json and STEM.md, the two forms every benchmark leaves, with the machine's load from the
+    bench's start to now (load_record) in both; returns the Markdown."""
+    load = load_record()
+    result = {**result, "machine": {**result.get("machine", {}), "load": load}}
+    markdown = markdown.rstrip("\n") + "\n\n" + "\n".join(load_lines(load))
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown)
     return markdown

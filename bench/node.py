@@ -13,7 +13,8 @@ and confidence out). For rgb8 frames of --frame size, each frame goes through
   confidence out;
 with decode and the label + confidence message payloads (publish) the same in both. Per stage,
 process CPU ms per frame (time.process_time, which counts ONNX Runtime's threads) and wall ms;
-`cpu_ms_outside_inference_per_frame` = decode + preprocess + postprocess + publish. Each of
+`cpu_ms_outside_inference_per_frame` = decode + preprocess + postprocess + publish, and
+`cpu_ms_total_per_frame` = all five stages (inference included: what the host pays in all). Each of
 --repeats fresh processes gives the median over --frames frames (after 3 warm-up); reported: the
 median of those and their min-max. Bytes moved from the engine per frame are counted from the
 output arrays.
@@ -203,6 +204,12 @@ def stages_in_processes(uint8_model: Path, core: Path, frame_size: tuple[int, in
     return result
 
 
+def total_cpu(cpu_ms: dict) -> dict:
+    """CPU ms per frame of all stages: per process the sum of its stage medians, then median and
+    min-max over the processes (`cpu_ms`: stage -> spread over the processes, in process order)."""
+    return spread(sum(values) for values in zip(*(cpu_ms[s]["values"] for s in STAGES)))
+
+
 def client(frames: int, frame_size: tuple[int, int]) -> dict:
     """Runs in a child process (so it loads the same DDS profile as the node): one frame in flight."""
     from sensor_msgs.msg import Image
@@ -304,6 +311,10 @@ def markdown(result: dict, command: str) -> str:
     out = result["cpu_ms_outside_inference_per_frame"]
     lines.append(f"| **CPU outside inference** (`cpu_ms_outside_inference_per_frame`) | **{fmt(out['before'])}** | "
                  f"**{fmt(out['after'])}** | | |")
+    total = result["cpu_ms_total_per_frame"]
+    change = 100 * (total["after"]["median"] / total["before"]["median"] - 1)
+    lines.append(f"| **CPU total, inference included** (`cpu_ms_total_per_frame`) | **{fmt(total['before'])}** | "
+                 f"**{fmt(total['after'])}** ({change:+.0f} %) | | |")
     lines += ["", f"| bytes per frame ({net} network) | before | after |", "|---|---|---|"]
     for key, name in (("to_engine_bytes_per_frame", "to the engine"), ("from_engine_bytes_per_frame", "from the engine")):
         lines.append(f"| {name} | {s['before'][key] / 1e6:.2f} MB | {s['after'][key] / 1e6:.2f} MB |")
@@ -358,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
               "frame": f"{frame_size[0]}x{frame_size[1]}", "frames": args.frames, "repeats": args.repeats,
               "cpu_ms_outside_inference_per_frame": {p: staged[p]["cpu_ms_outside_inference_per_frame"]
                                                      for p in ("before", "after")},
+              "cpu_ms_total_per_frame": {p: total_cpu(staged[p]["cpu_ms"]) for p in ("before", "after")},
               "stages": staged, "node": node}
     command = "python -m bench.node" + (" --smoke" if args.smoke else "") + (" --skip-node" if args.skip_node else "")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Binarized against float with the same budget, several seeds a row, scored on held-out scenes.
 
     python -m bench.training --run [--seeds 3] [--jobs 2] [--device cpu|cuda] [--rows LABEL ...]
-    python -m bench.training                        # the table from the runs already in runs/bench_training
+    python -m bench.training                        # the table from the runs already finished
     python -m bench.training --run --smoke          # 2 rows x 2 seeds x a few steps: checks the mechanics only
     python -m bench.training --run iters_per_epoch=8    # key=value overrides of every row (a smaller budget)
 
@@ -9,10 +9,19 @@ Every row is config/train/tiny_synthetic.yaml (720 steps of batch 8 at 128x256) 
 each (row, seed) is its own process with one torch thread, `--jobs` of them at once (on CPU each
 pinned to its own share of the cores; on CUDA all share the GPU, the DataLoader workers of the
 config feed each). best.pt is chosen on the validation scenes and scored once on the test scenes
-(another seed of scenes, never trained or selected on). Rows: the float baseline, the paper's
-recipe as written (eq. 24 summed, lambda3 = 1e-4, Table 1's binary 3x3 stem and float 1x1
-output), this project's mean-reduced regulariser, the float multi-stream stem as an option, and
-the shipped recipe (irnet). Writes bench/training.md and bench/training.json (--smoke: under
+(another seed of scenes, never trained or selected on).
+
+Rows (RUNS): each binarized row names its float reference, the float row with the same model and
+budget, so that a pair differs in binarization only; neighbouring binarized rows differ in one
+thing each (the estimator, the batch, the regulariser's reduction, the stem, IR-Net), so every
+change of the recipe is measured alone. `paper` is the paper's recipe as written (eq. 22's sign
+with a straight-through estimator, eq. 24 summed, lambda3 = 1e-4, Table 1's binary 3x3 stem and
+float 1x1 output, Table 10's batch 16); `irnet` is the shipped recipe.
+
+Resumable: a (row, seed) whose run has finished with the command this script would give it now
+(the command best.pt records, the device aside) is not trained again, and one whose run is gone
+from disk keeps its result from the previous table (bench/training.json) when the command
+recorded there is the same. Writes bench/training.md and bench/training.json (--smoke: under
 runs/bench_training_smoke).
 """
 from __future__ import annotations
@@ -26,11 +35,13 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.machine import describe, markdown_header, write_results
+from bench.machine import cpu_model, describe, markdown_header, write_results
+from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
 from bisegunet_training.model import load_model_config
 from bisegunet_training.schedule import PhaseSchedule
@@ -42,18 +53,53 @@ FLOAT = "float"
 SUM = "loss.binary_reduction=sum"          # eq. 24 as written
 # Table 1: the first layer is one 3x3 BinaryConv2D (the output 1x1 conv is float in every row)
 BINARY_STEM = 'model_overrides=["stem_kernels=[3]","binary_parts=[stem,encoder,capacity,bottleneck,decoder]"]'
+# the same with eq. 22's estimator: sign forward, straight-through (clipped identity) backward
+BINARY_STEM_STE = ('model_overrides=["stem_kernels=[3]","binary_parts=[stem,encoder,capacity,bottleneck,decoder]",'
+                   '"estimator=ste"]')
 IRNET = "model_overrides=[weight_standardization=true]"
-RUNS = {   # label -> overrides of CONFIG
-    FLOAT: ["binarize=false"],
-    "paper": [SUM, BINARY_STEM],
-    "mean_regulariser": [BINARY_STEM],      # this project's variant: eq. 24 divided by the number of weights
-    "float_stem": [SUM],                    # the paper's recipe with tiny's float multi-stream stem
-    "irnet": [IRNET],                       # the shipped recipe (docs/training.md)
+BATCH16 = "batch_size=16"                  # Table 10 (same steps: twice the images of a batch-8 row)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: its overrides of CONFIG, its float reference (the float row with the same
+    model and budget; None for a float row) and what it isolates."""
+    overrides: list[str]
+    reference: str | None
+    about: str
+
+
+# The estimator, the regulariser's reduction and IR-Net act only on binarized layers: a float row
+# with a row's model and budget is that row's reference whatever those settings say.
+RUNS = {   # label -> Row
+    FLOAT: Row(["binarize=false"], None, "tiny's float stem 3x5x7, never binarized: reference of the float-stem rows"),
+    "float_3x3_stem": Row(["binarize=false", BINARY_STEM], None,
+                             "Table 1's 3x3 stem, never binarized: reference of the binary-stem rows at batch 8"),
+    "float_paper": Row(["binarize=false", BINARY_STEM, BATCH16], None,
+                       "the same at Table 10's batch 16: reference of `paper`"),
+    "paper": Row([SUM, BINARY_STEM_STE, BATCH16], "float_paper",
+                 "the paper as written: sign with STE (eq. 22), eq. 24 summed, binary 3x3 stem, batch 16 (Table "
+                 "10); scaled like every row (tiny widths, 128x256 synthetic scenes, 18 epochs)"),
+    "paper_batch8": Row([SUM, BINARY_STEM_STE], "float_3x3_stem", "`paper` at batch 8: isolates the batch"),
+    "paper_approx_sign": Row([SUM, BINARY_STEM], "float_3x3_stem",
+                             "`paper_batch8` with approx_sign: isolates the estimator (the `paper` row before "
+                             "issue 26)"),
+    "mean_regulariser": Row([BINARY_STEM], "float_3x3_stem",
+                            "`paper_approx_sign` with eq. 24 divided by the number of weights: isolates the reduction"),
+    "float_stem": Row([SUM], FLOAT, "`paper_approx_sign` with tiny's float stem 3x5x7: isolates the stem"),
+    "float_stem_mean": Row([], FLOAT, "`float_stem` with the mean regulariser (the config as it is): isolates the "
+                                      "reduction"),
+    "float_stem_irnet": Row([SUM, IRNET], FLOAT, "`float_stem` with IR-Net: isolates IR-Net"),
+    "irnet": Row([IRNET], FLOAT, "the shipped recipe: `float_stem_mean` with IR-Net, `float_stem_irnet` with the mean "
+                                 "regulariser"),
 }
-SMOKE_ROWS = [FLOAT, "paper"]
+SMOKE_ROWS = [FLOAT, "float_3x3_stem", "paper_approx_sign"]
 SMOKE = ["epochs=3", "iters_per_epoch=2", "batch_size=2", "data.height=64", "data.width=128", "data.train_size=16",
          "data.val_size=4", "data.test_size=4", "workers=0", "tensorboard=false"]
-PAPER_GAP = 4.1     # the paper's Table 3: 73.1 FP32 vs 69.0 binarized mIoU at 512x1024
+# The paper's Table 3 (quoted, not measured): FP32 and binarized mIoU % on Cityscapes at 512x1024
+PAPER = {"float_miou": 73.1, "binary_miou": 69.0}
+PAPER_RELATIVE_GAP = (PAPER["float_miou"] - PAPER["binary_miou"]) / PAPER["float_miou"]
+CONFIDENCE = 0.95
 
 
 def run_name(label: str, seed: int | str) -> str:
@@ -61,8 +107,8 @@ def run_name(label: str, seed: int | str) -> str:
 
 
 def overrides(label: str, seed: int | str, out_dir: str, device: str, extra: list[str]) -> list[str]:
-    return [*RUNS[label], f"seed={seed}", f"name={run_name(label, seed)}", f"out_dir={out_dir}", f"device={device}",
-            *extra]
+    return [*RUNS[label].overrides, f"seed={seed}", f"name={run_name(label, seed)}", f"out_dir={out_dir}",
+            f"device={device}", *extra]
 
 
 def command(args: list[str]) -> list[str]:
@@ -112,21 +158,39 @@ def train(jobs: list[list[str]], parallel: int, device: str) -> list[str]:
 
 def options(cfg: TrainConfig) -> str:
     """What was on, read from the run's configuration (not restated by hand)."""
-    if not cfg.binarize:
-        return "float throughout (same epochs, steps and learning-rate restarts)"
     model = load_model_config(cfg.model, cfg.model_overrides)
+    kernels = "x".join(map(str, model.stem_kernels))
+    if not cfg.binarize:
+        return (f"float throughout (same epochs, steps and learning-rate restarts), stem {kernels}, "
+                f"batch {cfg.batch_size}")
     p1, p2 = PhaseSchedule(cfg.epochs, tuple(cfg.phase_fractions), cfg.min_lr_ratio).boundaries
     distill = f"weight {cfg.distill_weight}, T {cfg.distill_temperature}" if cfg.distill_weight > 0 else "off"
     stem = "binary" if "stem" in model.binary_parts else "float"
-    kernels = "x".join(map(str, model.stem_kernels))
     return (f"phases {p1}/{p2 - p1}/{cfg.epochs - p2}, {cfg.binarization_order.replace('_', ' ')}, "
-            f"{model.estimator}, {stem} stem {kernels}, regulariser {cfg.loss.binary_reduction} "
-            f"(lambda3 {cfg.loss.binary_weight:g}), distillation {distill}, "
+            f"{model.estimator}, {stem} stem {kernels}, batch {cfg.batch_size}, regulariser "
+            f"{cfg.loss.binary_reduction} (lambda3 {cfg.loss.binary_weight:g}), distillation {distill}, "
             f"IR-Net {'on' if model.weight_standardization else 'off'}")
 
 
-def run_result(label: str, seed: int, cfg: TrainConfig) -> dict:
-    """One finished run: its test score (best.pt on the test scenes) and its validation history."""
+def same_run(recorded: str, wanted: str) -> bool:
+    """Two commands that train the same run: equal but for the run's name and the device it ran on."""
+    def kept(text: str) -> list[str]:
+        return [t for t in shlex.split(text) if not t.startswith(("name=", "device="))]
+
+    return kept(recorded) == kept(wanted)
+
+
+def finished_on_disk(args: list[str]) -> bool:
+    """The run of `args` has scored its test split, and its best.pt records this very command."""
+    folder = run_dir(config(args))
+    if not (folder / "test.json").is_file() or not (folder / "best.pt").is_file():
+        return False
+    return same_run(load_checkpoint(folder / "best.pt").get("command", ""), shlex.join(command(args)))
+
+
+def run_result(label: str, seed: int, args: list[str]) -> dict:
+    """One finished run: its test score (best.pt on the test scenes), its validation history and command."""
+    cfg = config(args)
     rows = [json.loads(line) for line in (run_dir(cfg) / "metrics.jsonl").read_text().splitlines()]
     test = json.loads((run_dir(cfg) / "test.json").read_text())
     return {"run": label, "seed": seed, "name": cfg.name, "epochs": len(rows),
@@ -134,7 +198,34 @@ def run_result(label: str, seed: int, cfg: TrainConfig) -> dict:
             "device": test.get("device"), "best_epoch": test["epoch"], "best_val_miou": test["val_miou_network_res"],
             "test_miou": test["test_miou"], "test_scenes": test["test_scenes"],
             "final_val_miou": rows[-1]["val_miou_network_res"],
-            "phase_end_miou": {str(r["phase"]): r["val_miou_network_res"] for r in rows}}
+            "phase_end_miou": {str(r["phase"]): r["val_miou_network_res"] for r in rows},
+            "command": load_checkpoint(run_dir(cfg) / "best.pt").get("command", ""), "cpu": cpu_model()}
+
+
+def collect(labels: list[str], seeds: range, out_dir: str, extra: list[str], previous: list[dict]) -> dict:
+    """label -> its finished runs: found on disk with this script's command, else kept from `previous`
+    (the runs of the last table) where the command recorded there is this script's command."""
+    runs = {}
+    for label in labels:
+        runs[label] = []
+        for seed in seeds:
+            args = overrides(label, seed, out_dir, "auto", extra)
+            if finished_on_disk(args):
+                runs[label].append(run_result(label, seed, args))
+                continue
+            wanted = shlex.join(command(args))
+            kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)]
+            runs[label] += [{**kept[0], "run": label}] if kept else []
+    return runs
+
+
+def to_run(labels: list[str], seeds: range, out_dir: str, device: str, extra: list[str], previous: list[dict]
+           ) -> list[list[str]]:
+    """The jobs (their overrides) whose result is neither on disk nor in the previous table."""
+    found = collect(labels, seeds, out_dir, extra, previous)
+    done = {(label, r["seed"]) for label, rs in found.items() for r in rs}
+    return [overrides(label, seed, out_dir, device, extra) for seed in seeds for label in labels
+            if (label, seed) not in done]
 
 
 def spread(values: list[float]) -> float | None:
@@ -154,72 +245,145 @@ def fmt(value: float, uncertainty: float | None) -> str:
     return f"{value:.{d}f}" + (f" ± {uncertainty:.{d}f}" if uncertainty is not None else " (one seed)")
 
 
-def row_summary(runs: list[dict], float_runs: list[dict]) -> dict:
-    """Mean and sample standard deviation over seeds (in mIoU points), and the gap to float with the
-    standard error of a difference of two means."""
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile for p > 0.5: bisection on its CDF, integrated by Simpson's rule (no scipy)."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(x: float, steps: int = 1000) -> float:
+        h = x / steps
+        pdf = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(steps + 1)]
+        return 0.5 + h / 3 * (pdf[0] + pdf[-1] + 4 * sum(pdf[1:-1:2]) + 2 * sum(pdf[2:-1:2]))
+
+    low, high = 0.0, 1.0
+    while cdf(high) < p:
+        high *= 2
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+def gap_to(test: list[float], ref: list[float]) -> dict:
+    """The gap of a binarized row to its float reference (mIoU points, lists over seeds): in points and
+    relative to the float mean, each with its standard error (the relative one by the delta method of
+    1 - B/F), and the CONFIDENCE interval of the relative gap with Welch's degrees of freedom; the
+    verdict against the paper's relative gap follows from that interval."""
+    b, f = statistics.mean(test), statistics.mean(ref)
+    gap = {"gap_points": f - b, "relative_gap": (f - b) / f, "gap_standard_error": None,
+           "relative_gap_standard_error": None, "relative_gap_interval": None, "degrees_of_freedom": None,
+           "verdict": "undecided (one seed)"}
+    if len(test) < 2 or len(ref) < 2:
+        return gap
+    vb, vf = statistics.variance(test) / len(test), statistics.variance(ref) / len(ref)   # squared standard errors
+    se_rel = (b / f) * math.sqrt(vb / b**2 + vf / f**2)
+    df = (vb + vf) ** 2 / (vb**2 / (len(test) - 1) + vf**2 / (len(ref) - 1)) if vb + vf > 0 else math.inf
+    half = (t_quantile(0.5 + CONFIDENCE / 2, df) if math.isfinite(df) else 0.0) * se_rel
+    low, high = gap["relative_gap"] - half, gap["relative_gap"] + half
+    verdict = ("narrower than the paper's" if high < PAPER_RELATIVE_GAP else
+               "wider than the paper's" if low > PAPER_RELATIVE_GAP else "undecided")
+    return {**gap, "gap_standard_error": math.sqrt(vb + vf), "relative_gap_standard_error": se_rel,
+            "relative_gap_interval": [low, high], "degrees_of_freedom": df, "verdict": verdict}
+
+
+def row_summary(label: str, runs: list[dict], reference: list[dict] | None) -> dict:
+    """Mean and sample standard deviation over seeds (in mIoU points); for a binarized row, its gap to
+    its float reference (gap_to)."""
     test = [100 * r["test_miou"] for r in runs]
-    ref = [100 * r["test_miou"] for r in float_runs]
-    sd, sd_ref = spread(test), spread(ref)
-    gap_se = math.sqrt(sd**2 / len(test) + sd_ref**2 / len(ref)) if sd is not None and sd_ref is not None else None
-    return {"seeds": [r["seed"] for r in runs], "test_miou_mean": statistics.mean(test), "test_miou_sd": sd,
-            "test_miou_min": min(test), "test_miou_max": max(test),
-            "best_val_miou_mean": statistics.mean(100 * r["best_val_miou"] for r in runs),
-            "minutes_mean": statistics.mean(r["minutes"] for r in runs),
-            "gap_points": statistics.mean(ref) - statistics.mean(test), "gap_standard_error": gap_se}
+    summary = {"seeds": [r["seed"] for r in runs], "test_miou_mean": statistics.mean(test),
+               "test_miou_sd": spread(test), "test_miou_min": min(test), "test_miou_max": max(test),
+               "best_val_miou_mean": statistics.mean(100 * r["best_val_miou"] for r in runs),
+               "minutes_mean": statistics.mean(r["minutes"] for r in runs), "reference": RUNS[label].reference,
+               "about": RUNS[label].about}
+    if reference:
+        summary.update(gap_to(test, [100 * r["test_miou"] for r in reference]))
+    return summary
 
 
-def finished_seeds(label: str, out_dir: str) -> list[int]:
-    """Seeds of `label` whose run has scored its test split."""
-    tails = [p.parent.name.removeprefix(run_name(label, "")) for p in (ROOT / out_dir).glob(f"{label}_seed*/test.json")]
-    return sorted(int(t) for t in tails if t.isdigit())
+def percent(value: float, uncertainty: float | None) -> str:
+    return fmt(100 * value, 100 * uncertainty if uncertainty is not None else None) + " %"
 
 
-def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, stem: Path) -> str:
-    runs = {label: [run_result(label, s, config(overrides(label, s, out_dir, "auto", extra)))
-                    for s in finished_seeds(label, out_dir)] for label in labels}
-    missing = [label for label in labels if not runs[label]]
-    if missing:
-        sys.exit(f"no finished run for {', '.join(missing)} in {out_dir}: train with --run --rows {' '.join(missing)}")
-    summaries = {label: row_summary(runs[label], runs[FLOAT]) for label in labels}
+def gap_cells(s: dict) -> list[str]:
+    """Gap in points, relative gap, its interval and the verdict; blank for a float row or a missing reference."""
+    if "gap_points" not in s:
+        return ["", "", "", "" if s["reference"] is None else f"no run of `{s['reference']}` yet"]
+    interval = s["relative_gap_interval"]
+    shown = f"{100 * interval[0]:.1f} to {100 * interval[1]:.1f} %" if interval else ""
+    return [fmt(s["gap_points"], s["gap_standard_error"]), percent(s["relative_gap"], s["relative_gap_standard_error"]),
+            shown, s["verdict"]]
+
+
+def previous_runs(stem: Path) -> list[dict]:
+    """The runs of the table last written to STEM.json (none before the first), each with the CPU it
+    ran on (from that file's machine where the run lacks one)."""
+    file = stem.with_suffix(".json")
+    if not file.is_file():
+        return []
+    previous = json.loads(file.read_text())
+    return [{"cpu": previous.get("machine", {}).get("cpu"), **r} for r in previous.get("runs", [])]
+
+
+def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, stem: Path, seeds: range) -> str:
+    runs = collect(labels, seeds, out_dir, extra, previous_runs(stem))
+    shown_labels = [label for label in labels if runs[label]]
+    if not shown_labels:
+        sys.exit(f"no finished run in {out_dir} or {stem.with_suffix('.json')}: train with --run")
+    summaries = {label: row_summary(label, runs[label], runs.get(RUNS[label].reference)) for label in shown_labels}
     machine = describe()
     devices = sorted({str(r["device"]) for rs in runs.values() for r in rs})
     machine["training_devices"] = devices
     cfg = config(extra)
+    paper_gap = PAPER["float_miou"] - PAPER["binary_miou"]
     lines = markdown_header("Training: binarized vs float, same budget, several seeds", invocation, machine)
+    cpus = statistics.multimode(r.get("cpu") for rs in runs.values() for r in rs)
     lines += [f"Runs on {', '.join(devices)}" + (f" ({machine['gpu']})" if machine.get("gpu") else "") +
-              ", each its own process with one torch thread.", "",
+              ", each its own process with one torch thread; the CPU of each run is in the table of every run "
+              f"(most on {', '.join(map(str, cpus))}; the machine above is the one that wrote this table).", "",
               f"Data: synthetic street scenes at {cfg.data.height}x{cfg.data.width}, difficulty "
-              f"{cfg.data.difficulty}, {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations x batch "
-              f"{cfg.batch_size}. best.pt is the best epoch on {cfg.data.val_size} validation scenes (once fully "
+              f"{cfg.data.difficulty}, {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations x the row's batch. "
+              f"best.pt is the best epoch on {cfg.data.val_size} validation scenes (once fully "
               f"binary; any epoch for float); it is scored once on {cfg.data.test_size} test scenes of another "
               "seed, never trained or selected on. mIoU in percent: mean ± sample standard deviation over "
-              "seeds, shown to the digit the spread supports. Gap: float's mean minus the row's, ± the "
-              "standard error of that difference. The paper's gap, "
-              f"{PAPER_GAP} points, is its Table 3 on Cityscapes at 512x1024, not measured here.", "",
-              "| run | options | command (seed K = 0, 1, ...) | seeds | test mIoU % | min - max | "
-              "gap to float, points | within the paper's gap | best validation mIoU % (mean) | minutes a run (mean) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for label in labels:
+              "seeds, shown to the digit the spread supports.", "",
+              "Each binarized row is compared with its float reference (the float row with the same model and "
+              "budget: the estimator, the regulariser and IR-Net act only on binarized layers). Gap: the "
+              "reference's mean minus the row's, ± the standard error of that difference. Relative gap: gap / "
+              "the reference's mean, ± its standard error (delta method), and its "
+              f"{100 * CONFIDENCE:.0f} % interval (Student's t with Welch's degrees of freedom; with 3 seeds a "
+              "row it is wide). Verdict: the interval against the paper's relative gap, "
+              f"{paper_gap:.1f} / {PAPER['float_miou']} = {100 * PAPER_RELATIVE_GAP:.1f} % (its Table 3 on "
+              "Cityscapes at 512x1024, quoted, not measured here): narrower or wider when the whole interval "
+              "lies on one side, undecided otherwise. Relative, because a point at this table's scores and a "
+              f"point at the paper's {PAPER['float_miou']} % are not the same size.", "",
+              "| run | what it isolates | options | command (seed K = 0, 1, ...) | seeds | test mIoU % | min - max | "
+              f"float reference | gap, points | relative gap | {100 * CONFIDENCE:.0f} % interval | against the "
+              "paper's relative gap | best validation mIoU % (mean) | minutes a run (mean) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label in shown_labels:
         s = summaries[label]
         shown = shlex.join(command(overrides(label, "K", out_dir, "/".join(devices), extra)))
-        gap, within = ("", "") if label == FLOAT else (fmt(s["gap_points"], s["gap_standard_error"]),
-                                                      "yes" if s["gap_points"] <= PAPER_GAP else "no")
-        lines.append(f"| {label} | {options(config(overrides(label, 0, out_dir, 'auto', extra)))} | `{shown}` | "
-                     f"{len(s['seeds'])} | {fmt(s['test_miou_mean'], s['test_miou_sd'])} | "
-                     f"{s['test_miou_min']:.1f} - {s['test_miou_max']:.1f} | {gap} | {within} | "
-                     f"{s['best_val_miou_mean']:.1f} | {s['minutes_mean']:.1f} |")
-    lines += ["", "Every run:", "", "| run | seed | test mIoU % | best validation mIoU % (epoch) | final validation "
-              "mIoU % | minutes | device |", "|---|---|---|---|---|---|---|"]
-    for label in labels:
+        lines.append(f"| {label} | {s['about']} | {options(config(overrides(label, 0, out_dir, 'auto', extra)))} | "
+                     f"`{shown}` | {len(s['seeds'])} | {fmt(s['test_miou_mean'], s['test_miou_sd'])} | "
+                     f"{s['test_miou_min']:.1f} - {s['test_miou_max']:.1f} | {s['reference'] or ''} | "
+                     f"{' | '.join(gap_cells(s))} | {s['best_val_miou_mean']:.1f} | {s['minutes_mean']:.1f} |")
+    missing = [label for label in labels if not runs[label]]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)} (`python -m bench.training --run` trains what is missing)."]
+    lines += ["", "Every run (the command is the one its best.pt records):", "",
+              "| run | seed | test mIoU % | best validation mIoU % (epoch) | final validation mIoU % | minutes | "
+              "device | CPU | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for label in shown_labels:
         for r in runs[label]:
             lines.append(f"| {label} | {r['seed']} | {100 * r['test_miou']:.1f} | {100 * r['best_val_miou']:.1f} "
                          f"({r['best_epoch'] + 1}) | {100 * r['final_val_miou']:.1f} | {r['minutes']:.1f} | "
-                         f"{r['device']} |")
+                         f"{r['device']} | {r.get('cpu')} | `{r['command']}` |")
     lines.append("")
     budget = {"config": CONFIG, "height": cfg.data.height, "width": cfg.data.width, "epochs": cfg.epochs,
               "iters_per_epoch": cfg.iters_per_epoch, "batch_size": cfg.batch_size, "overrides": extra}
-    return write_results(stem, {"machine": machine, "budget": budget, "rows": summaries,
-                                "runs": [r for rs in runs.values() for r in rs]}, "\n".join(lines))
+    return write_results(stem, {"machine": machine, "budget": budget, "paper": PAPER,
+                                "paper_relative_gap": PAPER_RELATIVE_GAP, "confidence": CONFIDENCE,
+                                "rows": summaries, "runs": [r for rs in runs.values() for r in rs]},
+                         "\n".join(lines))
 
 
 def gpu_name() -> str | None:
@@ -230,27 +394,28 @@ def gpu_name() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="store_true", help="train the rows first")
+    parser.add_argument("--run", action="store_true", help="train the (row, seed) runs not finished yet first")
     parser.add_argument("--seeds", type=int, help="seeds per row, 0 .. N-1 (default 3; --smoke: 2)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process with one thread")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where each run trains")
     parser.add_argument("--workers", type=int, help="DataLoader workers per run (default: the config's)")
-    parser.add_argument("--rows", nargs="+", choices=list(RUNS), help="rows (default: all; --smoke: two)")
+    parser.add_argument("--rows", nargs="+", choices=list(RUNS), help="rows (default: all; --smoke: three)")
     parser.add_argument("--smoke", action="store_true", help="a few steps at 64x128, under runs/bench_training_smoke")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="training config overrides for every row, e.g. iters_per_epoch=8 (shown in the table)")
     args = parser.parse_args(argv)
-    seeds = args.seeds or (2 if args.smoke else 3)
-    if args.jobs < 1 or seeds < 1:
+    seeds = range(args.seeds or (2 if args.smoke else 3))
+    if args.jobs < 1 or not seeds:
         parser.error("--jobs and --seeds must be at least 1")
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be at least 0")
     labels = args.rows or (SMOKE_ROWS if args.smoke else list(RUNS))
-    if FLOAT not in labels:
-        labels = [FLOAT, *labels]            # every gap is to float
+    references = [RUNS[label].reference for label in labels if RUNS[label].reference]
+    labels = [*dict.fromkeys(r for r in references if r not in labels), *labels]   # every gap has its reference
     out_dir = "runs/bench_training_smoke" if args.smoke else "runs/bench_training"
     extra = [*(SMOKE if args.smoke else []), *([f"workers={args.workers}"] if args.workers is not None else []),
              *args.overrides]
+    stem = ROOT / out_dir / "training" if args.smoke else ROOT / "bench/training"
     device = args.device
     if device == "auto":
         device = "cuda" if gpu_name() else "cpu"
@@ -258,13 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: CUDA is not available on this machine")
     failed = []
     if args.run:
-        jobs = [overrides(label, seed, out_dir, device, extra) for seed in range(seeds) for label in labels]
+        jobs = to_run(labels, seeds, out_dir, device, extra, previous_runs(stem))
+        print(f"{len(jobs)} runs to train; the others are finished", file=sys.stderr)
         failed = train(jobs, args.jobs, device)
         if failed:   # the table still shows every run that finished
             print(f"{len(failed)} of {len(jobs)} runs failed; see {', '.join(failed)}", file=sys.stderr)
     invocation = " ".join(["python -m bench.training", *(argv if argv is not None else sys.argv[1:])])
-    stem = ROOT / out_dir / "training" if args.smoke else ROOT / "bench/training"
-    print(report(labels, out_dir, extra, invocation, stem))
+    print(report(labels, out_dir, extra, invocation, stem, seeds))
     return 1 if failed else 0
 
 

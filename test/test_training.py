@@ -120,15 +120,54 @@ def test_training_bench_reports_the_options_each_row_ran_with():
     from bench.training import RUNS, config, options, overrides
 
     described = {label: options(config(overrides(label, 0, "runs/x", "cpu", []))) for label in RUNS}
-    assert described["float"].startswith("float")
-    assert "binary stem 3," in described["paper"] and "regulariser sum (lambda3 0.0001)" in described["paper"]
+    assert described["float"].startswith("float") and "stem 3x5x7, batch 8" in described["float"]
+    assert "stem 3, batch 16" in described["float_paper"]
+    paper = described["paper"]      # eq. 22, eq. 24 as written, Table 1's stem, Table 10's batch
+    assert "ste, binary stem 3, batch 16, regulariser sum (lambda3 0.0001)" in paper and "IR-Net off" in paper
+    assert "approx_sign, binary stem 3, batch 8, regulariser sum" in described["paper_approx_sign"]
     assert "binary stem 3," in described["mean_regulariser"] and "regulariser mean" in described["mean_regulariser"]
     assert "float stem 3x5x7" in described["float_stem"] and "regulariser sum" in described["float_stem"]
-    assert "IR-Net on" in described["irnet"] and "IR-Net off" in described["paper"]
-    assert "phases 5/10/3" in described["paper"] and "distillation off" in described["paper"]
+    assert "IR-Net on" in described["irnet"] and "phases 5/10/3" in paper and "distillation off" in paper
     cfg = config(overrides("irnet", 2, "runs/x", "cuda", []))
     assert (cfg.seed, cfg.name, cfg.device, cfg.data.seed) == (2, "irnet_seed2", "cuda", 0)   # training scenes
     # follow the run seed (split_seed), validation and test scenes are those of data.seed 0 every seed
+
+
+def _settings(label: str) -> dict:
+    """A row's training and model configuration, flattened, less what names the run."""
+    from dataclasses import asdict
+
+    from bench.training import config, overrides
+    from bisegunet_training.model import load_model_config
+
+    cfg = config(overrides(label, 0, "runs/x", "cpu", []))
+    flat = {f"model.{k}": v for k, v in asdict(load_model_config(cfg.model, cfg.model_overrides)).items()}
+    for key, value in asdict(cfg).items():
+        flat.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+    return {k: v for k, v in flat.items() if k not in ("name", "model_overrides")}
+
+
+def _differences(a: str, b: str) -> set[str]:
+    first, second = _settings(a), _settings(b)
+    return {k for k in first if first[k] != second[k]}
+
+
+def test_training_bench_pairs_differ_in_one_thing():
+    """A binarized row and its float reference differ in binarization only (the estimator, the
+    regulariser and IR-Net act on binarized layers alone); neighbouring rows in one setting each."""
+    from bench.training import RUNS
+
+    inert_in_float = {"binarize", "loss.binary_reduction", "model.estimator", "model.weight_standardization"}
+    for label, row in RUNS.items():
+        if row.reference:
+            assert not RUNS[row.reference].reference and _differences(label, row.reference) <= inert_in_float, label
+    assert _differences("paper", "paper_batch8") == {"batch_size"}
+    assert _differences("paper_batch8", "paper_approx_sign") == {"model.estimator"}
+    assert _differences("paper_approx_sign", "mean_regulariser") == {"loss.binary_reduction"}
+    assert _differences("float_stem", "float_stem_mean") == {"loss.binary_reduction"}
+    assert _differences("float_stem", "float_stem_irnet") == {"model.weight_standardization"}
+    assert _differences("float_stem_mean", "irnet") == {"model.weight_standardization"}
+    assert _differences("float_stem_irnet", "irnet") == {"loss.binary_reduction"}
 
 
 def test_training_bench_shows_only_the_digits_the_spread_supports():
@@ -140,30 +179,72 @@ def test_training_bench_shows_only_the_digits_the_spread_supports():
     assert fmt(27.8812, None) == "27.9 (one seed)"
 
 
+def test_training_bench_gap_is_relative_with_an_interval_and_a_verdict_from_it():
+    from bench.training import PAPER_RELATIVE_GAP, gap_to, t_quantile
+
+    assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
+    assert t_quantile(0.975, 10) == pytest.approx(2.228, abs=1e-3)
+    assert PAPER_RELATIVE_GAP == pytest.approx(4.1 / 73.1)
+    # 4 points at ~31 % mIoU: 13 % of the float model, more than twice the paper's 5.6 %
+    gap = gap_to([25.0, 27.0, 29.0], [30.0, 31.0, 32.0])
+    assert gap["gap_points"] == pytest.approx(4.0) and gap["relative_gap"] == pytest.approx(4 / 31)
+    assert gap["gap_standard_error"] == pytest.approx((4 / 3 + 1 / 3) ** 0.5)
+    assert gap["relative_gap_standard_error"] == pytest.approx(27 / 31 * ((4 / 3) / 27**2 + (1 / 3) / 31**2) ** 0.5)
+    low, high = gap["relative_gap_interval"]
+    assert low < PAPER_RELATIVE_GAP < high and gap["verdict"] == "undecided"        # 3 seeds: t(2.9 df) is wide
+    assert gap_to([27.0, 27.1, 26.9], [31.0, 31.1, 30.9])["verdict"] == "wider than the paper's"
+    assert gap_to([30.0, 30.1, 29.9], [31.0, 31.1, 30.9])["verdict"] == "narrower than the paper's"
+    assert gap_to([27.0], [31.0, 31.1])["verdict"].startswith("undecided")
+
+
+def _finished_run(folder: Path, args: list[str], value: float) -> None:
+    """A run as the trainer leaves it: metrics.jsonl, test.json and a best.pt recording its command."""
+    import shlex
+
+    from bench.training import command
+    from bisegunet_training.checkpoint import REQUIRED, save_checkpoint
+
+    folder.mkdir(parents=True)
+    epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1, "val_miou_network_res": value + 0.01 * e}
+              for e in range(3)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
+    (folder / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou_network_res": value + 0.02,
+                                                  "test_miou": value, "test_scenes": 200}))
+    save_checkpoint(folder / "best.pt", {**{k: None for k in REQUIRED}, "command": shlex.join(command(args))})
+
+
 def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path):
     """Three seeds a row, written as the trainer writes them; the table's statistics checked by hand."""
-    from bench.training import report, run_name
+    from bench.training import overrides, report, run_name
 
-    scores = {"float": [0.30, 0.31, 0.32], "paper": [0.25, 0.27, 0.29]}
+    scores = {"float_3x3_stem": [0.30, 0.31, 0.32], "paper_approx_sign": [0.25, 0.27, 0.29]}
     for label, values in scores.items():
         for seed, value in enumerate(values):
-            run = tmp_path / run_name(label, seed)
-            run.mkdir()
-            epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1,
-                       "val_miou_network_res": value + 0.01 * e}
-                      for e in range(3)]
-            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
-            (run / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2,
-                                                       "val_miou_network_res": value + 0.02,
-                                                       "test_miou": value, "test_scenes": 200}))
-    markdown = report(["float", "paper"], str(tmp_path), [], "python -m bench.training", tmp_path / "training")
+            _finished_run(tmp_path / run_name(label, seed), overrides(label, seed, str(tmp_path), "cpu", []), value)
+    markdown = report(list(scores), str(tmp_path), [], "python -m bench.training", tmp_path / "training", range(3))
     rows = json.loads((tmp_path / "training.json").read_text())["rows"]
-    assert (rows["float"]["test_miou_mean"], rows["float"]["test_miou_sd"]) == pytest.approx((31.0, 1.0))
-    assert (rows["paper"]["test_miou_mean"], rows["paper"]["test_miou_sd"]) == pytest.approx((27.0, 2.0))
-    assert rows["paper"]["gap_points"] == pytest.approx(4.0)
-    assert rows["paper"]["gap_standard_error"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
-    assert "| 3 | 31 ± 1 | 30.0 - 32.0 |" in markdown and "| 3 | 27 ± 2 | 25.0 - 29.0 | 4 ± 1 | yes |" in markdown
-    assert "0.7 points" not in markdown and rows["paper"]["minutes_mean"] == pytest.approx(1.5)
+    ref, row = rows["float_3x3_stem"], rows["paper_approx_sign"]
+    assert (ref["test_miou_mean"], ref["test_miou_sd"]) == pytest.approx((31.0, 1.0))
+    assert (row["test_miou_mean"], row["test_miou_sd"]) == pytest.approx((27.0, 2.0))
+    assert row["reference"] == "float_3x3_stem" and row["gap_points"] == pytest.approx(4.0)
+    assert "| 3 | 31 ± 1 | 30.0 - 32.0 |" in markdown
+    assert "| 3 | 27 ± 2 | 25.0 - 29.0 | float_3x3_stem | 4 ± 1 | 13 ± 4 % |" in markdown
+    assert "| undecided |" in markdown and row["minutes_mean"] == pytest.approx(1.5)
+
+
+def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_table(tmp_path):
+    """Resumable: a finished run with this command is kept (on disk, or in the last table when its
+    folder is gone); a run whose recorded command differs is trained again."""
+    import shlex
+
+    from bench.training import command, overrides, run_name, to_run
+
+    out = str(tmp_path)
+    _finished_run(tmp_path / run_name("float", 0), overrides("float", 0, out, "cpu", []), 0.3)
+    _finished_run(tmp_path / run_name("paper", 0), overrides("paper_approx_sign", 0, out, "cpu", []), 0.3)  # old paper
+    kept = {"seed": 1, "command": shlex.join(command(overrides("float", 1, out, "cuda", [])))}
+    jobs = to_run(["float", "paper"], range(2), out, "cpu", [], [kept])
+    assert [(j[-4], j[-3]) for j in jobs] == [("seed=0", "name=paper_seed0"), ("seed=1", "name=paper_seed1")]
 
 
 def test_training_scenes_follow_the_run_seed_validation_and_test_scenes_do_not():
