@@ -87,7 +87,7 @@ def train_here(jobs: list[list[str]]) -> list[str]:
 
 def accuracy(entry: Entry, budget: Budget, runs: Path) -> dict:
     """Test mIoU (percent) of every seed's best.pt: mean, sample sd, the values; mean training minutes."""
-    results = [run_result(entry.key, seed, config(overrides(entry, seed, budget, runs)))
+    results = [run_result(entry.key, seed, overrides(entry, seed, budget, runs))
                for seed in range(budget.seeds)]
     values = [100 * r["test_miou"] for r in results]
     return {"test_miou": {"mean": statistics.mean(values), "sd": spread(values), "values": values},
