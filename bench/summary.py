@@ -224,6 +224,24 @@ def backends_latency(d: dict) -> tuple[str, str, list[str]]:
     return what, "; ".join(parts), short
 
 
+TAIL_GOALS = {"labels + confidence": 1.25, "labels only": 1.05}   # issue 23: the graph's cost over the bare network
+
+
+def graph_tail(d: dict) -> tuple[str, str, list[str]]:
+    parts, short = [], []
+    for r in d["results"]:
+        ratios = [f"{graph} {spread(r['ratio_to_bare'][graph], 'x')}" for graph in TAIL_GOALS]
+        parts.append(f"{r['model']} at {r['network']}: bare {spread(r['latency_ms']['bare'], ' ms')}; "
+                     + ", ".join(ratios))
+        short += [f"the exported graph ({graph}) costs {r['ratio_to_bare'][graph]['median']:.2f}x {r['model']}'s "
+                  f"bare network at {r['network']} (goal <= {goal:.2f}x; bench/tail.md)"
+                  for graph, goal in TAIL_GOALS.items() if r["ratio_to_bare"][graph]["median"] > goal]
+    what = ("exported graph (uint8 in, labels + confidence, or labels only as the node runs without a confidence "
+            "subscriber) against the bare network + argmax, ONNX Runtime CPU, median ratio (min-max) over "
+            f"{d['config']['repeats']} interleaved repetitions")
+    return what, "; ".join(parts), short
+
+
 def backends_int8_accuracy(d: dict) -> tuple[str, str, list[str]]:
     a = d["int8_accuracy"]
     what = f"shipped model, {a['frames']} held-out synthetic scenes at a {a['network']} network"
@@ -277,6 +295,7 @@ ROWS = [
     ("through the ROS node, per transport", "bench/node.json", "python -m bench.node", node_end_to_end),
     ("camera frames between processes, per Fast DDS profile and QoS", "bench/transport.json",
      "python -m bench.transport", transport),
+    ("what the graph adds to the network", "bench/tail.json", "python -m bench.tail --profile", graph_tail),
     ("CPU latency, FP32 and INT8 QDQ", "bench/backends.json", "python -m bench.backends", backends_latency),
     ("INT8 QDQ accuracy against FP32", "bench/backends.json", "python -m bench.backends", backends_int8_accuracy),
     ("training speed per precision setting", "bench/train_speed.json", "python -m bench.train_speed --device cuda",

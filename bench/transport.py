@@ -9,7 +9,7 @@ best effort, as camera drivers publish) x cameras (1; 2) x rate (10; 30 Hz): a s
 and a publisher process, both real rclpy with the cell's profile in their environment
 (FASTDDS_DEFAULT_PROFILES_FILE and, for older Fast DDS, FASTRTPS_DEFAULT_PROFILES_FILE), on
 localhost and this process's ROS_DOMAIN_ID. Once the publisher sees the subscriber on every
-topic, it publishes 1024x512 rgb8 sensor_msgs/Image frames (the same bytes every frame, stamped
+topic, it publishes 512x1024 (HxW) rgb8 sensor_msgs/Image frames (the same bytes every frame, stamped
 with the wall clock when published) on each camera's topic at the rate for --seconds, then stays
 1 s longer (frames in flight or resent still arrive); the subscriber counts what arrives and its
 latency (wall clock at receipt minus the stamp, both processes on one machine). Delivered =
@@ -179,7 +179,7 @@ def measure(seconds: float, repeats: int) -> list[dict]:
 def markdown(result: dict, command: str) -> str:
     lines = markdown_header("Camera frames between two processes, per Fast DDS profile and QoS", command,
                             result["machine"])
-    lines += [f"{WIDTH}x{HEIGHT} rgb8 sensor_msgs/Image frames from a publisher process to a subscriber process "
+    lines += [f"{HEIGHT}x{WIDTH} (HxW) rgb8 sensor_msgs/Image frames from a publisher process to a subscriber process "
               f"(rclpy, localhost), {result['seconds']:g} s of publishing a cell, {result['repeats']} run(s) a cell; "
               f"QoS keep last {DEPTH}, volatile. Delivered: frames received / published over the cameras. Latency: "
               "receipt minus publish time (wall clock, one machine), median and p90 over the frames received. "
