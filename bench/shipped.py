@@ -13,21 +13,18 @@ README's numbers table reads the record (bench/summary.py).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from bisegunet_ros.backends.tensorrt.engine_cache import sha256_of   # the one file hash (engine keys too)
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models/bisegunet_tiny.onnx"
 RECORD = ROOT / "models/bisegunet_tiny.train.json"
 CURVES = ROOT / "docs/shipped_run"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def record_mismatch(root: Path, record: dict) -> str | None:
@@ -38,7 +35,7 @@ def record_mismatch(root: Path, record: dict) -> str | None:
     name = record.get("onnx")
     if not name or not (root / name).is_file():
         return f"the record names no model file that exists (onnx: {name!r})"
-    if sha256(root / name) != record.get("onnx_sha256"):
+    if sha256_of(root / name) != record.get("onnx_sha256"):
         return f"{name}'s sha256 is not the record's onnx_sha256: not the model the record scored"
     try:
         info = ModelInfo.from_onnx(root / name)
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bag = held_out_bag_score(MODEL, args.frames, Path(tmp))
     record = {**test, "checkpoint": f"{args.run_dir.name}/best.pt", "command": state["command"],
-              "commit": state["commit"], "onnx": str(MODEL.relative_to(ROOT)), "onnx_sha256": sha256(MODEL),
+              "commit": state["commit"], "onnx": str(MODEL.relative_to(ROOT)), "onnx_sha256": sha256_of(MODEL),
               "held_out_bag": bag}
     mismatch = record_mismatch(ROOT, record)
     if mismatch:

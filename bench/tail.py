@@ -15,7 +15,7 @@ Each repetition makes `--runs` rounds of one call of each graph in turn (after a
 so a change of load on the machine hits the three alike. Reported: the median over repetitions
 of each graph's per-repetition median and their min-max, the ratio of each graph to bare
 computed per repetition (median, min-max), and the ratio of the fastest calls (the least
-disturbed by other work). The load average before and after is recorded: on a loaded machine
+disturbed by other work). The machine's load is recorded (bench/machine.py): on a loaded machine
 the ratios hold better than the milliseconds. `--profile` adds one profiled run of each graph
 (ONNX Runtime's profiler, SessionOptions.enable_profiling): ms per op type.
 Writes OUT.json and OUT.md (OUT = bench/tail by default).
@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from bench.machine import describe, markdown_header, write_results
+from bench.machine import STARTED, markdown_header, write_run
 from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from bisegunet_ros.onnx_wire import without_output
 
@@ -144,9 +144,9 @@ def measure(preset: str, args, tmp: Path) -> dict:
     return row
 
 
-def markdown(results: list, args, command: str, machine: dict, load: dict) -> str:
+def markdown(results: list, args, command: str, machine: dict) -> str:
     lines = markdown_header("The exported graph's head and tail against the bare network", command, machine)
-    loaded = load["before"] > 1.0     # measured before the bench ran: its own two threads are not "other work"
+    loaded = STARTED["loadavg"][0] > 1.0   # before the bench ran: its own two threads are not "other work"
     lines += [f"ONNX Runtime CPU, batch 1, {args.threads or 'all'} intra-op thread(s), random weights. Each of "
               f"{args.repeats} repetitions makes {args.runs} rounds of one call of each graph in turn; shown: the "
               "median over repetitions of the per-repetition medians (min-max), and each graph's ratio to bare "
@@ -154,8 +154,7 @@ def markdown(results: list, args, command: str, machine: dict, load: dict) -> st
               "+ ArgMax (LR-ASPP's bilinear upsampling of its logits is inside its network); labels + confidence = "
               "the bisegunet-export graph (uint8 pixels in); labels only = the same graph less its confidence "
               "branch (what the node runs while nobody subscribes to confidence).",
-              "", f"Load average (1 min) before / after: {load['before']:.2f} / {load['after']:.2f} on "
-              f"{machine['cores']} cores{' (other work was running: read the ratios, not the ms)' if loaded else ''}.",
+              *(["", "Other work was running when the bench started: read the ratios, not the ms."] if loaded else []),
               "", "| model | network | bare ms | labels + confidence ms | labels only ms | labels + confidence / bare "
               "| labels only / bare | fastest calls: l+c / bare, l / bare |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -191,19 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(args.threads, 1) if args.threads else torch.get_num_threads())
-    load = {"before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         results = []
         for preset in args.models:
             results.append(measure(preset, args, Path(tmp)))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "profile_ms_by_op"}), flush=True)
-    load["after"] = os.getloadavg()[0]
-    machine = describe()
-    command = "python -m bench.tail " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = {k: v for k, v in vars(args).items() if k != "out"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(write_results(args.out, {"machine": machine, "config": config, "load_average": load, "results": results},
-                        markdown(results, args, command.strip(), machine, load)))
+    print(write_run(args.out, "bench.tail", argv, args, results, markdown))
     return 0
 
 
