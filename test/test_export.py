@@ -302,3 +302,7 @@ def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
     assert load_backend(out, "onnxruntime").infer(np.zeros((1, H, W, 3), np.uint8)).logits.shape == (1, 19, H, W)
     assert_onnxruntime_matches_pytorch(out, strided)
     assert_packed_round_trip(strided, tmp_path / "strided.packed.bin")
+    graph = onnx.load(str(out)).graph
+    shapes = {n.output[0] for n in graph.node if n.op_type == "Shape"}
+    copies = [n.name for n in graph.node if n.op_type == "Slice" and n.input[0] not in shapes]
+    assert not copies, f"{H}x{W} needs no padding, yet the graph crops its logits: {copies}"

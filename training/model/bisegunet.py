@@ -167,7 +167,9 @@ class BiSegUNet(nn.Module):
         logits = self.head(self.refine(y))
         if self.cfg.output_stride > 1:   # full-size logits from the graph, whatever stride the decoder stops at
             logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return logits[..., :h, :w]
+        # crop only what was padded: exported, even a no-op crop is two Slices that copy every full-size
+        # logit (ONNX Runtime's profiler lists them among the costliest nodes of `fast`)
+        return logits[..., :h, :w] if pad_h or pad_w else logits
 
 
 def binary_layers(model: nn.Module) -> list[tuple[str, BinaryConv2d]]:
