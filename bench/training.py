@@ -21,7 +21,8 @@ float 1x1 output, Table 10's batch 16); `irnet` is the shipped recipe.
 Resumable: a (row, seed) whose run has finished with the command this script would give it now
 (the command best.pt records, the device aside) is not trained again, and one whose run is gone
 from disk keeps its result from the previous table (bench/training.json) when the command
-recorded there is the same. Writes bench/training.md and bench/training.json (--smoke: under
+and the training scenes' seed recorded there are the same (runs recorded before the scenes followed
+the run's seed are trained again). Writes bench/training.md and bench/training.json (--smoke: under
 runs/bench_training_smoke).
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tqdm import tqdm
 from bench.machine import cpu_model, describe, markdown_header, write_results
 from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
+from bisegunet_training.data import split_seed
 from bisegunet_training.model import load_model_config
 from bisegunet_training.schedule import PhaseSchedule
 from bisegunet_training.train_config import TrainConfig
@@ -193,13 +195,19 @@ def run_result(label: str, seed: int, args: list[str]) -> dict:
     cfg = config(args)
     rows = [json.loads(line) for line in (run_dir(cfg) / "metrics.jsonl").read_text().splitlines()]
     test = json.loads((run_dir(cfg) / "test.json").read_text())
-    return {"run": label, "seed": seed, "name": cfg.name, "epochs": len(rows),
-            "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
+    return {"run": label, "seed": seed, "name": cfg.name, "train_scene_seed": train_scene_seed(cfg),
+            "epochs": len(rows), "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
             "device": test.get("device"), "best_epoch": test["epoch"], "best_val_miou": test["val_miou_network_res"],
             "test_miou": test["test_miou"], "test_scenes": test["test_scenes"],
             "final_val_miou": rows[-1]["val_miou_network_res"],
             "phase_end_miou": {str(r["phase"]): r["val_miou_network_res"] for r in rows},
             "command": load_checkpoint(run_dir(cfg) / "best.pt").get("command", ""), "cpu": cpu_model()}
+
+
+def train_scene_seed(cfg: TrainConfig) -> int | None:
+    """The training scenes' seed of a synthetic run (None for folders): recorded with each run, so that a
+    result kept from an earlier table is reused only where its training data is what this code would draw."""
+    return split_seed(cfg.data.seed, "train", cfg.seed) if cfg.data.kind == "synthetic" else None
 
 
 def collect(labels: list[str], seeds: range, out_dir: str, extra: list[str], previous: list[dict]) -> dict:
@@ -214,7 +222,9 @@ def collect(labels: list[str], seeds: range, out_dir: str, extra: list[str], pre
                 runs[label].append(run_result(label, seed, args))
                 continue
             wanted = shlex.join(command(args))
-            kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)]
+            data = train_scene_seed(config(args))
+            kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)
+                    and r.get("train_scene_seed", "unrecorded") == data]
             runs[label] += [{**kept[0], "run": label}] if kept else []
     return runs
 

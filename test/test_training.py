@@ -234,17 +234,23 @@ def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path)
 
 def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_table(tmp_path):
     """Resumable: a finished run with this command is kept (on disk, or in the last table when its
-    folder is gone); a run whose recorded command differs is trained again."""
+    folder is gone and the table records the training scenes' seed this code draws); a run whose
+    recorded command differs, or one recorded before the scenes followed the run seed, is trained again."""
     import shlex
 
     from bench.training import command, overrides, run_name, to_run
+    from bisegunet_training.data import split_seed
 
     out = str(tmp_path)
     _finished_run(tmp_path / run_name("float", 0), overrides("float", 0, out, "cpu", []), 0.3)
     _finished_run(tmp_path / run_name("paper", 0), overrides("paper_approx_sign", 0, out, "cpu", []), 0.3)  # old paper
-    kept = {"seed": 1, "command": shlex.join(command(overrides("float", 1, out, "cuda", [])))}
+    kept = {"seed": 1, "command": shlex.join(command(overrides("float", 1, out, "cuda", []))),
+            "train_scene_seed": split_seed(0, "train", 1)}
     jobs = to_run(["float", "paper"], range(2), out, "cpu", [], [kept])
     assert [(j[-4], j[-3]) for j in jobs] == [("seed=0", "name=paper_seed0"), ("seed=1", "name=paper_seed1")]
+    for stale in ({k: v for k, v in kept.items() if k != "train_scene_seed"}, {**kept, "train_scene_seed": 0}):
+        jobs = to_run(["float"], range(2), out, "cpu", [], [stale])
+        assert [j[-3] for j in jobs] == ["name=float_seed1"]
 
 
 def test_training_scenes_follow_the_run_seed_validation_and_test_scenes_do_not():
