@@ -4,14 +4,17 @@
     python -m bench.backends --smoke --out DIR      # the same path at toy sizes (checks it runs)
 
 Latency: the shipped tiny model (from its packed weights) at three network sizes and the small
-preset (random weights: latency does not depend on their values) at 512x1024, each exported
+and fast presets (random weights: latency does not depend on their values) at 512x1024, each exported
 with bisegunet-export's graph (uint8 pixels in, uint8 labels and confidence out) and quantized
 with bisegunet-quantize; the INT8 rows run its CPU model (uint8 activations, what the ONNX
 Runtime backend picks), with the share of the network's convolutions ONNX Runtime runs as
-integer kernels (QLinearConv) in its optimised graph. Every
-(model, size, precision) is timed in --repeats fresh processes, each giving the median of --runs
-calls after 3 warm-up calls; the table shows the median of those process medians and their
-min-max. The achieved FLOP rate is compared with numpy's FP32 GEMM rate measured in the same run.
+integer kernels (QLinearConv) in its optimised graph. Each (model, size) pair is timed in
+--repeats fresh processes (a new session, allocator and thread pool each time); in each, FP32 and
+INT8 take turns call by call (--runs calls each after 3 warm-up calls, bench/graph_latency.py), so
+a change of load hits both alike. Shown: the median of the process medians and their min-max, and
+the INT8 speed-up computed per process. The achieved FLOP rate is compared with numpy's FP32 GEMM
+rate measured in the same run. At 512x1024 ONNX Runtime's profiler splits one run of each graph
+into the network and the export's float head and tail (`uint8_io/` nodes), which INT8 does not change.
 Accuracy: the shipped FP32 and CPU INT8 files on held-out synthetic scenes (a seed no training,
 validation or calibration split uses): mIoU of each and the share of pixels with equal labels.
 Writes OUT.json and OUT.md (OUT = bench/backends by default).
@@ -22,34 +25,28 @@ import argparse
 import json
 import subprocess
 import sys
+import logging
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from bench.graph_latency import WARMUP, interleaved_latency
 from bench.machine import describe, fp32_gemm_gflops, markdown_header, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger(__name__)
 SIZES = [(256, 512), (512, 1024), (1024, 2048)]
+PROFILE_SIZE = (512, 1024)
 SMOKE_SIZES = [(32, 64), (64, 128)]
 EVAL_SEED, EVAL_FRAMES = 8_000_009, 50
-WARMUP = 3
 
 
-def timed(backend, runs: int) -> dict:
-    """Median and p90 ms of `runs` calls on one uint8 frame at the model's size, after warm-up, in this process."""
-    info = backend.info
-    pixels = np.random.default_rng(0).integers(0, 256, (1, info.input_height, info.input_width, 3), dtype=np.uint8)
-    for _ in range(WARMUP):
-        backend.infer(pixels)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        backend.infer(pixels)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+def timed_pair(fp32: Path, int8: Path, runs: int) -> dict:
+    """Median ms of FP32 and INT8, `runs` interleaved calls each after warm-up, in this process."""
+    ms = interleaved_latency({"fp32": fp32, "int8": int8}, runs)["ms"]
+    return {precision: ms[precision]["median"] for precision in ("fp32", "int8")}
 
 
 def spread(values: list[float]) -> dict:
@@ -58,16 +55,33 @@ def spread(values: list[float]) -> dict:
             "values": [float(v) for v in values]}
 
 
-def timed_in_processes(path: Path, runs: int, repeats: int) -> dict:
-    """`timed` in `repeats` fresh processes (a new session, allocator and thread pool each time)."""
+def timed_in_processes(fp32: Path, int8: Path, runs: int, repeats: int) -> dict:
+    """`timed_pair` in `repeats` fresh processes: each precision's spread and the per-process speed-up."""
     medians = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-m", "bench.backends", "--time-one", str(path), "--runs", str(runs)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        out = subprocess.run([sys.executable, "-m", "bench.backends", "--time-pair", str(fp32), str(int8),
+                              "--runs", str(runs)], cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
-            raise RuntimeError(f"timing {path} failed:\n{out.stderr[-2000:]}")
-        medians.append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
-    return spread(medians)
+            raise RuntimeError(f"timing {fp32} and {int8} failed:\n{out.stderr[-2000:]}")
+        medians.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"fp32": spread([m["fp32"] for m in medians]), "int8": spread([m["int8"] for m in medians]),
+            "speed_up": spread([m["fp32"] / m["int8"] for m in medians])}
+
+
+def profiled(path: Path, threads: int) -> dict:
+    """One profiled run after a warm-up: ms of the network and of the export's head and tail, top op types."""
+    from bench.ort_profile import by_op, kernel_times, ms_by
+    from bisegunet_ros.model_info import ModelInfo
+    from bisegunet_training.uint8_graph import INPUT
+    from bisegunet_training.uint8_graph import PREFIX as IO_PREFIX
+
+    info = ModelInfo.from_onnx(path)
+    feed = {INPUT: np.random.default_rng(0).integers(0, 256, (1, info.input_height, info.input_width, 3), np.uint8)}
+    with tempfile.TemporaryDirectory() as tmp:
+        times = kernel_times(str(path), feed, threads, Path(tmp))
+    parts = ms_by(times, lambda t: "head and tail" if t.node.startswith(IO_PREFIX) else "network")
+    return {"network_ms": parts.get("network", 0.0), "head_and_tail_ms": parts.get("head and tail", 0.0),
+            "ms_by_op": ms_by(times, by_op)}
 
 
 def random_state(preset: str, overrides: list[str] = ()):
@@ -126,11 +140,11 @@ def markdown(result: dict, command: str) -> str:
     lines = markdown_header("Backend latency on this CPU", command, machine)
     lines += [f"numpy FP32 GEMM (1024x1024, all cores), measured in the same run: **{gemm:.0f} GFLOP/s**.", "",
               f"ONNX Runtime {machine['onnxruntime']}, CPU execution provider, batch 1, uint8 frames in and uint8 "
-              f"labels and confidence out (the exported graph). Each row: {result['repeats']} fresh processes, each "
-              f"the median of {result['runs']} calls after {WARMUP} warm-up; shown: the median of those process "
-              "medians and their min-max. Real FLOPs from bisegunet-profile at the row's network size. INT8: the "
-              "CPU INT8 model of bisegunet-quantize (uint8 activations); integer convs: the network's convolutions "
-              "that ONNX Runtime's optimised graph runs as QLinearConv.", "",
+              f"labels and confidence out (the exported graph). Each (model, size): {result['repeats']} fresh "
+              f"processes, in each FP32 and INT8 called in turn, {result['runs']} calls each after {WARMUP} warm-up; "
+              "shown: the median of the process medians and their min-max. Real FLOPs from bisegunet-profile at the "
+              "row's network size. INT8: the CPU INT8 model of bisegunet-quantize (uint8 activations); integer "
+              "convs: the network's convolutions that ONNX Runtime's optimised graph runs as QLinearConv.", "",
               "| model | network size (HxW) | precision | median ms | min-max ms | real GFLOPs | achieved GFLOP/s "
               "| of GEMM rate | integer convs |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -139,12 +153,25 @@ def markdown(result: dict, command: str) -> str:
                      f"{ms['min']:.1f}-{ms['max']:.1f} | {r['real_gflops']:.2f} | {r['achieved_gflops']:.1f} | "
                      f"{100 * r['achieved_gflops'] / gemm:.0f} % | "
                      + (f"{convs['integer']} of {convs['total']} |" if convs else "- |"))
-    lines += ["", "INT8 vs FP32 speed-up (ratio of the median latencies; range: fastest FP32 / slowest INT8 to "
-              "slowest FP32 / fastest INT8):", "", "| model | network size (HxW) | speed-up | range |", "|---|---|---|---|"]
-    for f, i in zip(result["rows"][::2], result["rows"][1::2]):
-        a, b = f["latency_ms"], i["latency_ms"]
-        lines.append(f"| {f['model']} | {f['network']} | {a['median'] / b['median']:.2f}x | "
-                     f"{a['min'] / b['max']:.2f}-{a['max'] / b['min']:.2f}x |")
+    lines += ["", "INT8 vs FP32 speed-up, FP32 ms / INT8 ms of each process (median and min-max over processes):", "",
+              "| model | network size (HxW) | speed-up | range |", "|---|---|---|---|"]
+    for r in result["rows"][1::2]:
+        up = r["speed_up"]
+        lines.append(f"| {r['model']} | {r['network']} | {up['median']:.2f}x | {up['min']:.2f}-{up['max']:.2f}x |")
+    profiled = [r for r in result["rows"] if "profile" in r]
+    lines += ["", "Where the time goes: ONNX Runtime's profiler, one run after a warm-up, the network against the "
+              "export's float head (uint8 pixels to normalised input) and tail (labels, confidence; `uint8_io/` "
+              "nodes, left out of quantization); ms summed over kernels (layout reorders count with the network).", "",
+              "| model | network size (HxW) | precision | network ms | head and tail ms | top op types (ms) |",
+              "|---|---|---|---|---|---|"]
+    for r in profiled:
+        prof = r["profile"]
+        top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(prof["ms_by_op"].items())[:6])
+        lines.append(f"| {r['model']} | {r['network']} | {r['precision']} | {prof['network_ms']:.1f} | "
+                     f"{prof['head_and_tail_ms']:.1f} | {top} |")
+    lines += ["", "Network-only INT8 speed-up in those profiles (FP32 network ms / INT8 network ms): " + "; ".join(
+        f"{f['model']} {f['profile']['network_ms'] / i['profile']['network_ms']:.2f}x"
+        for f, i in zip(profiled[::2], profiled[1::2]))]
     lines += ["", f"CPU INT8 QDQ accuracy against FP32, `{Path(acc['fp32_model']).name}` and "
               f"`{Path(acc['int8_model']).name}` on {acc['frames']} held-out synthetic scenes (seed {acc['seed']}) "
               f"at network size {acc['network']}: FP32 mIoU {100 * acc['fp32_miou']:.2f} %, INT8 mIoU "
@@ -164,13 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="processes per row (at least 3 for reported numbers)")
     parser.add_argument("--smoke", action="store_true", help="toy sizes, 2 calls, 2 scenes: checks the path only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/backends", help="OUT.json and OUT.md")
-    parser.add_argument("--time-one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--time-pair", type=Path, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from bisegunet_ros.backends import load_backend
-
-    if args.time_one:
-        print(json.dumps(timed(load_backend(args.time_one, "onnxruntime"), args.runs)))
+    if args.time_pair:
+        print(json.dumps(timed_pair(*args.time_pair, args.runs)))
         return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
     from bisegunet_training.model import model_config_from_dict
@@ -182,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     runs, frames = (2, 2) if args.smoke else (args.runs, EVAL_FRAMES)
     machine = describe()
     gemm = fp32_gemm_gflops()
-    models = {"tiny (shipped)": load_packed(args.packed), "small (random weights)": random_state("small")}
-    sizes = {"tiny (shipped)": SMOKE_SIZES if args.smoke else SIZES,
-             "small (random weights)": SMOKE_SIZES[:1] if args.smoke else [(512, 1024)]}
+    models = {"tiny (shipped)": load_packed(args.packed), "small (random weights)": random_state("small"),
+              "fast (random weights)": random_state("fast")}
+    one = SMOKE_SIZES[:1] if args.smoke else [PROFILE_SIZE]
+    sizes = {"tiny (shipped)": SMOKE_SIZES if args.smoke else SIZES, "small (random weights)": one,
+             "fast (random weights)": one}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, (model, state) in models.items():
@@ -193,14 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                 pair = export_pair(model, state, Path(tmp) / f"{label.split()[0]}_{height}x{width}.onnx",
                                    height, width, calibration_frames=2 if args.smoke else 16)
                 gflops = profile(model_config_from_dict(state["model_config"]), height, width)["real_gflops"]
+                latency = timed_in_processes(*pair, runs, args.repeats)
                 for precision, path in zip(("fp32", "int8"), pair):
-                    latency = timed_in_processes(path, runs, args.repeats)
                     rows.append({"model": label, "network": f"{height}x{width}", "precision": precision,
-                                 "real_gflops": gflops, "latency_ms": latency,
-                                 "achieved_gflops": gflops / (latency["median"] / 1e3)})
+                                 "real_gflops": gflops, "latency_ms": latency[precision],
+                                 "achieved_gflops": gflops / (latency[precision]["median"] / 1e3)})
                     if precision == "int8":
                         rows[-1]["integer_convs"] = dict(zip(("integer", "total"), integer_convolutions(path)))
-                    print(rows[-1], flush=True)
+                        rows[-1]["speed_up"] = latency["speed_up"]
+                    if (height, width) == one[0]:
+                        rows[-1]["profile"] = profiled(path, threads=0)
+                    log.info("%s", {k: v for k, v in rows[-1].items() if k != "profile"})
     result = {"machine": machine, "fp32_gemm_gflops": gemm, "runs": runs, "repeats": args.repeats, "rows": rows,
               "int8_accuracy": accuracy(args.fp32, args.int8, frames)}
     command = "python -m bench.backends" + (" --smoke" if args.smoke else "")

@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import onnx
 import onnxruntime as ort
 
 from bench.machine import STARTED, markdown_header, write_run
+from bench.ort_profile import by_op, kernel_times, ms_by
 from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from bisegunet_ros.onnx_wire import without_output
 
@@ -88,20 +88,7 @@ def ms(call) -> float:
 
 def profile_ms_by_op(model: bytes | str, feed: dict, threads: int, tmp: Path) -> dict[str, float]:
     """ms per op type of one run after a warm-up, from ONNX Runtime's profiler."""
-    options = session_options(threads)
-    options.enable_profiling = True
-    options.profile_file_prefix = str(tmp / "profile")
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    session.run(None, feed)
-    session.run(None, feed)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    totals: dict[str, float] = defaultdict(float)
-    runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
-    last_start = runs[-1]["ts"] if runs else 0
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= last_start:
-            totals[event["args"]["op_name"]] += event["dur"] / 1e3
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    return ms_by(kernel_times(model, feed, threads, tmp), by_op)
 
 
 def profiles(bare: Path, exported: Path, threads: int, tmp: Path) -> dict[str, dict[str, float]]:

@@ -306,3 +306,29 @@ def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
     shapes = {n.output[0] for n in graph.node if n.op_type == "Shape"}
     copies = [n.name for n in graph.node if n.op_type == "Slice" and n.input[0] not in shapes]
     assert not copies, f"{H}x{W} needs no padding, yet the graph crops its logits: {copies}"
+    from bisegunet_training.quantize import quantize
+
+    int8 = quantize(out, tmp_path / "strided.int8-cpu.onnx", frames=2, target="cpu")
+    graph = onnx.load(str(int8)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    upsample = producer[next(n for n in graph.node if n.op_type == "ArgMax").input[0]]
+    consumers = {n.op_type for n in graph.node if upsample.output[0] in n.input}
+    assert upsample.op_type == "Resize" and producer[upsample.input[0]].op_type == "DequantizeLinear"
+    assert "QuantizeLinear" not in consumers      # the small logits upsampled in float, like the tail
+
+
+def test_a_size_off_the_network_stride_exports_with_constant_padding(tmp_path):
+    """A network size that is no multiple of the network stride (a 360-row camera, a toy size): the graph pads
+    and crops by constants, passes the TensorRT op check (no Mod) and matches PyTorch."""
+    from bisegunet_training.export import export_onnx, model_info
+
+    checkpoint = write_checkpoint(tmp_path / "strided.pt", ["entry_stride=2", "output_stride=2"])
+    model, state = model_from_checkpoint(checkpoint)
+    height, width = H - 8, W + 8        # the network stride is 32 here
+    out = tmp_path / "odd.onnx"
+    export_onnx(model, out, height, width, model_info(state, height, width, True, False))
+    assert not {n.op_type for n in onnx.load(str(out)).graph.node} & {"Mod", "If"}
+    pixels = np.stack([render_scene(3, 0, height, width)[0]])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(normalise(pixels, MEAN, STD).transpose(0, 3, 1, 2).copy())).argmax(1)
+    assert (load_backend(out, "onnxruntime").infer(pixels).labels == expected.numpy()).mean() >= 0.999

@@ -21,7 +21,8 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
 which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
 model's input size through the model's own graph (model format 2), so its normalisation is the
-one the graph holds. The uint8 head and the label/confidence tail (`uint8_io/...` nodes) stay in float.
+one the graph holds. The uint8 head and the label/confidence tail (`uint8_io/...` nodes) stay in float,
+and so does the upsampling of the logits of a decoder that stops at output_stride > 1 (`logits_upsampling`).
 """
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ class SceneReader(CalibrationDataReader):
         return None if batch is None else {INPUT: batch}
 
 
+def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
+    """The nodes between the network's head and the tail's ArgMax (the bilinear upsampling of a decoder that
+    stops at output_stride > 1, a crop of padding): left float like the tail. Quantized, they would upsample
+    uint8 logits and dequantize every full-size logit, which costs more than the float upsampling of the
+    small logits, and round the logits the labels are chosen from."""
+    producer = {out: node for node in graph.node for out in node.output}
+    argmax = next(n for n in graph.node if n.op_type == "ArgMax" and n.name.startswith(IO_PREFIX))
+    names, node = [], producer.get(argmax.input[0])
+    while node is not None and node.op_type in ("Resize", "Slice"):
+        names.append(node.name)
+        node = producer.get(node.input[0])
+    return names
+
+
 def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001,
              target: str = "tensorrt") -> Path:
     """Write the INT8 QDQ model for `target` ("tensorrt" or "cpu"); calibration scenes come from a seed no
@@ -78,7 +93,7 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
-    io_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)]
+    io_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))

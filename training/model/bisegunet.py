@@ -148,7 +148,9 @@ class BiSegUNet(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        # ints, not traced sizes: an exported graph (fixed height and width) pads by constants instead of
+        # computing them with Mod, which TensorRT's parser lacks
+        h, w = (int(n) for n in x.shape[-2:])
         stride = self.cfg.network_stride
         pad_h, pad_w = (-h) % stride, (-w) % stride
         if pad_h or pad_w:  # any size works: pad to the network stride, crop the logits back
