@@ -84,16 +84,16 @@ def profiled(path: Path, threads: int) -> dict:
             "ms_by_op": ms_by(times, by_op)}
 
 
-def random_state(preset: str, overrides: list[str] = ()):
-    """An untrained, binarized model of `preset` (with key=value overrides) and the checkpoint fields export
-    needs (training's defaults)."""
+def random_state(preset: str, overrides: list[str] = (), binarized: bool = True):
+    """An untrained model of `preset` (with key=value overrides; binary layers binarized unless `binarized` is
+    False) and the checkpoint fields export needs (training's defaults)."""
     from bisegunet_ros.classes import CITYSCAPES
     from bisegunet_training.model import build_model, load_model_config, set_binarized
     from bisegunet_training.train_config import DataConfig
 
     cfg = load_model_config(preset, overrides)
     model = build_model(cfg).eval()
-    set_binarized(model, True)
+    set_binarized(model, binarized)
     data = DataConfig()
     return model, {"model_config": asdict(cfg), "data": {"mean": data.mean, "std": data.std,
                                                        "class_names": list(CITYSCAPES.names)},

@@ -1,6 +1,7 @@
 """Accuracy against CPU latency: BiSegUNet's presets and torchvision's lightweight models, one command.
 
     nice -n 19 python -m bench.pareto [--seeds 3] [--jobs 1] [--repetitions 7]   # hours on 2 cores; resumable
+    python -m bench.pareto --record               # the finished trainings into bench/pareto.runs.json
     python -m bench.pareto --smoke --out DIR      # the same path at toy sizes, trained in this process (CI)
 
 Rows: LR-ASPP and DeepLabV3 with MobileNetV3-Large (torchvision's architectures, random weights,
@@ -8,12 +9,17 @@ trained from scratch: nothing can be downloaded here), and BiSegUNet `fast`, `ti
 each float (binarize=false) and binarized. Every (row, seed) gets the same training:
 config/train/tiny_synthetic.yaml (synthetic street scenes, augmentation, CE + Dice, Adam and the
 phase-restarting cosine schedule) with the same epochs x iterations x batch at the same resolution,
-each run its own process with one torch thread (bench/training.py's runner). A run whose test.json
-is on disk is reused, so an interrupted run continues where it stopped. Accuracy: test-split mIoU
-of best.pt (test.json), mean ± sample sd over seeds.
+each run its own process with one torch thread (bench/training.py's runner). Accuracy: test-split
+mIoU of best.pt (test.json), mean ± sample sd over seeds.
+
+Resumable across sittings: every finished training's result (score, command, training scenes' seed)
+is recorded in OUT/pareto.runs.json after the trainings, and by `--record` at any time (commit it:
+runs/ does not outlive a sitting). A (row, seed) finished on disk with this command, or recorded
+there with it, is not trained again.
 
 Then, in this one process: parameters and real multiply-adds (training/profile.py) at 512x1024;
-seed 0's best.pt through bisegunet-export's graph (uint8 pixels in, labels and confidence out) at
+each row's network with random weights (latency does not depend on their values, so it needs no
+checkpoint) through bisegunet-export's graph (uint8 pixels in, labels and confidence out) at
 512x1024, FP32 and INT8 (bisegunet-quantize), timed on ONNX Runtime's CPU provider with the
 repetitions interleaved (bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
 full run, README's block between the pareto markers.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import math
 import shlex
@@ -32,10 +39,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.graph_latency import export_checkpoint, interleaved_latency
+from bench.backends import random_state
+from bench.graph_latency import export_model, interleaved_latency
 from bench.machine import describe, markdown_header, write_results
 from bench.pareto_models import ENTRIES, LRASPP, Entry
-from bench.training import CONFIG, command, config, run_dir, run_result, spread, train
+from bench.training import CONFIG, command, config, finished_result, spread, train
 from bisegunet_training.model import load_model_config
 from bisegunet_training.model.torchvision_models import import_torchvision
 from bisegunet_training.profile import profile
@@ -71,10 +79,29 @@ def overrides(entry: Entry, seed: int | str, budget: Budget, runs: Path) -> list
             f"name={entry.key}_seed{seed}", f"out_dir={runs}", "device=cpu"]
 
 
-def missing_runs(budget: Budget, runs: Path) -> list[list[str]]:
-    """The (row, seed) trainings without a test.json on disk, seed by seed (seed 0 of every row first)."""
-    jobs = [overrides(e, seed, budget, runs) for seed in range(budget.seeds) for e in ENTRIES]
-    return [job for job in jobs if not (run_dir(config(job)) / "test.json").is_file()]
+def missing_runs(budget: Budget, runs: Path, recorded: list[dict]) -> list[list[str]]:
+    """The (row, seed) trainings neither finished on disk nor in `recorded`, seed by seed (seed 0 of every row
+    first)."""
+    jobs = [(e, seed, overrides(e, seed, budget, runs)) for seed in range(budget.seeds) for e in ENTRIES]
+    return [args for e, seed, args in jobs if finished_result(e.key, seed, args, recorded) is None]
+
+
+def finished(budget: Budget, runs: Path, recorded: list[dict]) -> list[dict]:
+    """Every finished training's result (finished_result), for the ledger."""
+    found = [finished_result(e.key, seed, overrides(e, seed, budget, runs), recorded)
+             for seed in range(budget.seeds) for e in ENTRIES]
+    return [r for r in found if r is not None]
+
+
+def read_ledger(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["runs"] if path.is_file() else []
+
+
+def write_ledger(path: Path, results: list[dict]) -> None:
+    """The finished trainings' results, merged with those recorded before (another seed count, say)."""
+    merged = {r["name"]: r for r in read_ledger(path)} | {r["name"]: r for r in results}
+    path.write_text(json.dumps({"runs": sorted(merged.values(), key=lambda r: (r["seed"], r["name"]))}, indent=1)
+                    + "\n")
 
 
 def train_here(jobs: list[list[str]]) -> list[str]:
@@ -85,9 +112,9 @@ def train_here(jobs: list[list[str]]) -> list[str]:
     return []
 
 
-def accuracy(entry: Entry, budget: Budget, runs: Path) -> dict:
+def accuracy(entry: Entry, budget: Budget, runs: Path, recorded: list[dict]) -> dict:
     """Test mIoU (percent) of every seed's best.pt: mean, sample sd, the values; mean training minutes."""
-    results = [run_result(entry.key, seed, overrides(entry, seed, budget, runs))
+    results = [finished_result(entry.key, seed, overrides(entry, seed, budget, runs), recorded)
                for seed in range(budget.seeds)]
     values = [100 * r["test_miou"] for r in results]
     return {"test_miou": {"mean": statistics.mean(values), "sd": spread(values), "values": values},
@@ -103,12 +130,13 @@ def size(entry: Entry, height: int, width: int) -> dict:
             "weight_memory_kind": "packed 1-bit" if entry.binarize else "fp32"}
 
 
-def latency(budget: Budget, runs: Path) -> dict:
-    """FP32 graphs timed interleaved with each other, then INT8 ones (fewer sessions held at once)."""
+def latency(budget: Budget) -> dict:
+    """Every row's network with random weights, FP32 graphs timed interleaved with each other, then INT8 ones
+    (fewer sessions held at once)."""
     height, width = budget.latency_size
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = {e.key: export_checkpoint(run_dir(config(overrides(e, 0, budget, runs))) / "best.pt",
-                                         Path(tmp) / f"{e.key}.onnx", height, width) for e in ENTRIES}
+        fp32 = {e.key: export_model(*random_state(e.model, binarized=e.binarize), Path(tmp) / f"{e.key}.onnx",
+                                    height, width) for e in ENTRIES}
         int8 = {key: quantize(path, path.with_suffix(".int8-cpu.onnx"), frames=budget.calibration_frames, target="cpu")
                 for key, path in fp32.items()}
         return {"fp32": interleaved_latency(fp32, budget.repetitions),
@@ -186,10 +214,10 @@ def markdown(result: dict) -> str:
         "checkpoints, which start far ahead.", "",
         f"**Size**: parameters and real FLOPs (2 x multiply-adds, binary convolutions counted as ordinary ones) "
         f"from `bisegunet-profile` at {h}x{w}. Weights: packed 1-bit for binarized rows, FP32 otherwise.", "",
-        f"**Latency** at {h}x{w} (training ran at a smaller size: the networks are fully convolutional): seed 0's "
-        "best.pt through bisegunet-export's graph (uint8 pixels in, labels and confidence out), FP32 and INT8 "
-        f"(bisegunet-quantize, calibrated on {budget['calibration_frames']} frames: latency does not depend on "
-        f"the values), ONNX Runtime {machine.get('onnxruntime')} CPU provider, batch 1. FP32 graphs were timed "
+        f"**Latency** at {h}x{w} (training ran at a smaller size: the networks are fully convolutional): each "
+        "row's network with random weights (the same graph as a trained one: latency does not depend on the "
+        "values) through bisegunet-export's graph (uint8 pixels in, labels and confidence out), FP32 and INT8 "
+        f"(bisegunet-quantize, calibrated on {budget['calibration_frames']} frames), ONNX Runtime {machine.get('onnxruntime')} CPU provider, batch 1. FP32 graphs were timed "
         f"interleaved with each other ({timings['fp32']['repetitions']} repetitions after "
         f"{timings['fp32']['warmup']} warm-up calls each, order rotated every repetition), then INT8 ones the "
         f"same way. Load average (1/5/15 min) around FP32: {timings['fp32']['load_average_before']} -> "
@@ -276,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, help="interleaved timed calls per graph (default 7; at least 5 "
                                                         "outside --smoke)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at once, each one process with one thread")
+    parser.add_argument("--record", action="store_true", help="only record the finished trainings in "
+                                                              "OUT/pareto.runs.json (before a sitting ends)")
     args = parser.parse_args(argv)
     budget = SMOKE if args.smoke else FULL
     budget = Budget(budget.overrides, budget.latency_size, budget.calibration_frames, args.seeds or budget.seeds,
@@ -286,15 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     runs = shown_path(args.runs or (args.out / "runs" if args.smoke else ROOT / "runs/pareto"))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    jobs = missing_runs(budget, runs)
-    log.info("%d of %d trainings to run (the others are on disk under %s)", len(jobs),
-             budget.seeds * len(ENTRIES), runs)
+    ledger = args.out / "pareto.runs.json"
+    recorded = read_ledger(ledger)
+    if args.record:
+        write_ledger(ledger, finished(budget, runs, recorded))
+        log.info("%s: %d finished trainings recorded", ledger, len(read_ledger(ledger)))
+        return 0
+    jobs = missing_runs(budget, runs, recorded)
+    log.info("%d of %d trainings to run (the others are finished under %s or recorded in %s)", len(jobs),
+             budget.seeds * len(ENTRIES), runs, ledger)
     failed = train_here(jobs) if args.smoke else train(jobs, args.jobs, "cpu")
+    write_ledger(ledger, finished(budget, runs, recorded))
     if failed:
         sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
     h, w = budget.latency_size
-    rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs)} for e in ENTRIES}
-    timings = latency(budget, runs)
+    rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs, recorded)} for e in ENTRIES}
+    timings = latency(budget)
     cfg = config(list(budget.overrides))
     result = {"command": " ".join(["python -m bench.pareto", *(argv if argv is not None else sys.argv[1:])]),
               "machine": describe(), "torchvision": import_torchvision().__version__, "budget": asdict(budget),

@@ -210,22 +210,25 @@ def train_scene_seed(cfg: TrainConfig) -> int | None:
     return split_seed(cfg.data.seed, "train", cfg.seed) if cfg.data.kind == "synthetic" else None
 
 
+def finished_result(label: str, seed: int, args: list[str], previous: list[dict]) -> dict | None:
+    """The result of the run of `args`: from disk where it finished there with this command, else kept from
+    `previous` (results recorded earlier) where the command and the training scenes' seed recorded are this
+    run's; None where it has to be trained."""
+    if finished_on_disk(args):
+        return run_result(label, seed, args)
+    wanted, data = shlex.join(command(args)), train_scene_seed(config(args))
+    kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)
+            and r.get("train_scene_seed", "unrecorded") == data]
+    return {**kept[0], "run": label} if kept else None
+
+
 def collect(labels: list[str], seeds: range, out_dir: str, extra: list[str], previous: list[dict]) -> dict:
-    """label -> its finished runs: found on disk with this script's command, else kept from `previous`
-    (the runs of the last table) where the command recorded there is this script's command."""
+    """label -> its finished runs (finished_result), `previous` being the runs of the last table."""
     runs = {}
     for label in labels:
-        runs[label] = []
-        for seed in seeds:
-            args = overrides(label, seed, out_dir, "auto", extra)
-            if finished_on_disk(args):
-                runs[label].append(run_result(label, seed, args))
-                continue
-            wanted = shlex.join(command(args))
-            data = train_scene_seed(config(args))
-            kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)
-                    and r.get("train_scene_seed", "unrecorded") == data]
-            runs[label] += [{**kept[0], "run": label}] if kept else []
+        found = [finished_result(label, seed, overrides(label, seed, out_dir, "auto", extra), previous)
+                 for seed in seeds]
+        runs[label] = [r for r in found if r is not None]
     return runs
 
 

@@ -49,7 +49,25 @@ def test_every_row_has_seeds_sizes_and_interleaved_latency(smoke):
     assert rows["fast_float"]["parameters"] == rows["fast_binary"]["parameters"]
     assert rows["fast_binary"]["weight_memory_mb"] < rows["fast_float"]["weight_memory_mb"] / 10   # packed 1-bit
     assert rows["fast_float"]["real_gflops"] < rows["small_float"]["real_gflops"] / 4     # strided entry, early stop
-    assert pareto.missing_runs(pareto.SMOKE, smoke / "runs") == []      # a rerun trains nothing
+    assert pareto.missing_runs(pareto.SMOKE, smoke / "runs", []) == []      # a rerun trains nothing
+
+
+@pytest.mark.slow
+def test_recorded_trainings_are_reused_when_their_folders_are_gone(smoke):
+    """pareto.runs.json: what a later sitting (whose runs/ is gone) resumes from: nothing to train, the same scores."""
+    result = json.loads((smoke / "pareto.json").read_text())
+    recorded = pareto.read_ledger(smoke / "pareto.runs.json")
+    assert sorted(r["name"] for r in recorded) == sorted(f"{e.key}_seed{s}" for e in pareto.ENTRIES for s in (0, 1))
+    runs, moved = smoke / "runs", smoke / "runs.gone"
+    runs.rename(moved)
+    try:
+        assert pareto.missing_runs(pareto.SMOKE, runs, recorded) == []
+        assert len(pareto.missing_runs(pareto.SMOKE, runs, recorded[1:])) == 1
+        for e in pareto.ENTRIES:
+            kept = pareto.accuracy(e, pareto.SMOKE, runs, recorded)["test_miou"]["values"]
+            assert kept == pytest.approx(result["rows"][e.key]["test_miou"]["values"])
+    finally:
+        moved.rename(runs)
 
 
 @pytest.mark.slow
