@@ -174,10 +174,14 @@ def options(cfg: TrainConfig) -> str:
             f"IR-Net {'on' if model.weight_standardization else 'off'}")
 
 
+FOLDER_FLAGS = ("--overwrite", "--resume")
+
+
 def same_run(recorded: str, wanted: str) -> bool:
-    """Two commands that train the same run: equal but for the run's name and the device it ran on."""
+    """Two commands that train the same run: equal but for the run's name, the device it ran on and what to do
+    with an existing run folder (--overwrite, which this bench's runner passes, or --resume)."""
     def kept(text: str) -> list[str]:
-        return [t for t in shlex.split(text) if not t.startswith(("name=", "device="))]
+        return [t for t in shlex.split(text) if not t.startswith(("name=", "device=")) and t not in FOLDER_FLAGS]
 
     return kept(recorded) == kept(wanted)
 

@@ -248,6 +248,8 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
             "train_scene_seed": split_seed(0, "train", 1)}
     jobs = to_run(["float", "paper"], range(2), out, "cpu", [], [kept])
     assert [(j[-4], j[-3]) for j in jobs] == [("seed=0", "name=paper_seed0"), ("seed=1", "name=paper_seed1")]
+    overwritten = {**kept, "command": kept["command"] + " --overwrite"}       # as the bench's runner launches it
+    assert to_run(["float"], range(2), out, "cpu", [], [overwritten]) == []
     for stale in ({k: v for k, v in kept.items() if k != "train_scene_seed"}, {**kept, "train_scene_seed": 0}):
         jobs = to_run(["float"], range(2), out, "cpu", [], [stale])
         assert [j[-3] for j in jobs] == ["name=float_seed1"]
