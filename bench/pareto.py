@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import math
 import shlex
@@ -41,6 +40,7 @@ from pathlib import Path
 
 from bench.backends import random_state
 from bench.graph_latency import export_model, interleaved_latency
+from bench.ledger import ledger_path, read_ledger, write_ledger
 from bench.machine import describe, markdown_header, write_results
 from bench.pareto_models import ENTRIES, LRASPP, Entry
 from bench.training import CONFIG, command, config, finished_result, spread, train
@@ -91,17 +91,6 @@ def finished(budget: Budget, runs: Path, recorded: list[dict]) -> list[dict]:
     found = [finished_result(e.key, seed, overrides(e, seed, budget, runs), recorded)
              for seed in range(budget.seeds) for e in ENTRIES]
     return [r for r in found if r is not None]
-
-
-def read_ledger(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["runs"] if path.is_file() else []
-
-
-def write_ledger(path: Path, results: list[dict]) -> None:
-    """The finished trainings' results, merged with those recorded before (another seed count, say)."""
-    merged = {r["name"]: r for r in read_ledger(path)} | {r["name"]: r for r in results}
-    path.write_text(json.dumps({"runs": sorted(merged.values(), key=lambda r: (r["seed"], r["name"]))}, indent=1)
-                    + "\n")
 
 
 def train_here(jobs: list[list[str]]) -> list[str]:
@@ -316,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = shown_path(args.runs or (args.out / "runs" if args.smoke else ROOT / "runs/pareto"))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    ledger = args.out / "pareto.runs.json"
+    ledger = ledger_path(args.out / "pareto")
     recorded = read_ledger(ledger)
     if args.record:
         write_ledger(ledger, finished(budget, runs, recorded))

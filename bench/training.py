@@ -2,6 +2,7 @@
 
     python -m bench.training --run [--seeds 3] [--jobs 2] [--device cpu|cuda] [--rows LABEL ...]
     python -m bench.training                        # the table from the runs already finished
+    python -m bench.training --record               # the finished runs into bench/training.runs.json
     python -m bench.training --run --smoke          # 2 rows x 2 seeds x a few steps: checks the mechanics only
     python -m bench.training --run iters_per_epoch=8    # key=value overrides of every row (a smaller budget)
 
@@ -18,10 +19,12 @@ change of the recipe is measured alone. `paper` is the paper's recipe as written
 with a straight-through estimator, eq. 24 summed, lambda3 = 1e-4, Table 1's binary 3x3 stem and
 float 1x1 output, Table 10's batch 16); `irnet` is the shipped recipe.
 
-Resumable: a (row, seed) whose run has finished with the command this script would give it now
+Resumable across sittings (bench/ledger.py): after training, and on `--record` at any time, every
+finished run's result goes to bench/training.runs.json (commit it: runs/ does not outlive a sitting).
+A (row, seed) whose run has finished with the command this script would give it now
 (the command best.pt records, the device aside) is not trained again, and one whose run is gone
-from disk keeps its result from the previous table (bench/training.json) when the command
-and the training scenes' seed recorded there are the same (runs recorded before the scenes followed
+from disk keeps its result from the previous table (bench/training.json) or the ledger when the
+command and the training scenes' seed recorded there are the same (runs recorded before the scenes followed
 the run's seed are trained again). Writes bench/training.md and bench/training.json (--smoke: under
 runs/bench_training_smoke).
 """
@@ -41,6 +44,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.ledger import ledger_path, read_ledger, write_ledger
 from bench.machine import cpu_model, describe, markdown_header, write_results
 from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
@@ -332,12 +336,14 @@ def gap_cells(s: dict) -> list[str]:
 
 def previous_runs(stem: Path) -> list[dict]:
     """The runs of the table last written to STEM.json (none before the first), each with the CPU it
-    ran on (from that file's machine where the run lacks one)."""
+    ran on (from that file's machine where the run lacks one), and those recorded in STEM.runs.json
+    (bench/ledger.py) since."""
     file = stem.with_suffix(".json")
+    recorded = read_ledger(ledger_path(stem))
     if not file.is_file():
-        return []
+        return recorded
     previous = json.loads(file.read_text())
-    return [{"cpu": previous.get("machine", {}).get("cpu"), **r} for r in previous.get("runs", [])]
+    return [{"cpu": previous.get("machine", {}).get("cpu"), **r} for r in previous.get("runs", [])] + recorded
 
 
 def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, stem: Path, seeds: range) -> str:
@@ -418,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="DataLoader workers per run (default: the config's)")
     parser.add_argument("--rows", nargs="+", choices=list(RUNS), help="rows (default: all; --smoke: three)")
     parser.add_argument("--smoke", action="store_true", help="a few steps at 64x128, under runs/bench_training_smoke")
+    parser.add_argument("--record", action="store_true", help="only record the finished runs in bench/training.runs.json "
+                                                              "(before a sitting ends; the table is left as it is)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="training config overrides for every row, e.g. iters_per_epoch=8 (shown in the table)")
     args = parser.parse_args(argv)
@@ -439,10 +447,14 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not gpu_name():
         parser.error("--device cuda: CUDA is not available on this machine")
     failed = []
-    if args.run:
-        jobs = to_run(labels, seeds, out_dir, device, extra, previous_runs(stem))
+    if args.record or args.run:
+        jobs = to_run(labels, seeds, out_dir, device, extra, previous_runs(stem)) if args.run else []
         print(f"{len(jobs)} runs to train; the others are finished", file=sys.stderr)
-        failed = train(jobs, args.jobs, device)
+        failed = train(jobs, args.jobs, device) if jobs else []
+        finished = collect(labels, seeds, out_dir, extra, previous_runs(stem))
+        write_ledger(ledger_path(stem), [r for rs in finished.values() for r in rs])
+        if args.record:
+            return 0
         if failed:   # the table still shows every run that finished
             print(f"{len(failed)} of {len(jobs)} runs failed; see {', '.join(failed)}", file=sys.stderr)
     invocation = " ".join(["python -m bench.training", *(argv if argv is not None else sys.argv[1:])])

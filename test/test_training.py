@@ -255,6 +255,23 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
         assert [j[-3] for j in jobs] == ["name=float_seed1"]
 
 
+def test_training_bench_resumes_from_its_ledger_when_the_run_folders_are_gone(tmp_path):
+    """bench/ledger.py: a finished run recorded in STEM.runs.json is not trained again in a later sitting whose
+    runs/ is gone; the ledger merges by run name."""
+    import shutil
+
+    from bench.ledger import ledger_path, read_ledger, write_ledger
+    from bench.training import collect, overrides, previous_runs, run_name, to_run
+
+    out, stem = str(tmp_path / "runs"), tmp_path / "training"
+    _finished_run(tmp_path / "runs" / run_name("float", 0), overrides("float", 0, out, "cpu", []), 0.3)
+    write_ledger(ledger_path(stem), [r for rs in collect(["float"], range(2), out, [], []).values() for r in rs])
+    write_ledger(ledger_path(stem), [])                                      # a later record keeps it
+    shutil.rmtree(tmp_path / "runs")
+    assert [r["name"] for r in read_ledger(ledger_path(stem))] == ["float_seed0"]
+    assert [j[-3] for j in to_run(["float"], range(2), out, "cpu", [], previous_runs(stem))] == ["name=float_seed1"]
+
+
 def test_training_scenes_follow_the_run_seed_validation_and_test_scenes_do_not():
     """split_seed: training seeds data_seed + 3 s are never a validation or test seed, for any run seed s;
     make-bag's default scene seed is none of them and a data.seed that would make it one is refused."""
