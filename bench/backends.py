@@ -14,7 +14,7 @@ INT8 take turns call by call (--runs calls each after 3 warm-up calls, bench/gra
 a change of load hits both alike. Shown: the median of the process medians and their min-max, and
 the INT8 speed-up computed per process. The achieved FLOP rate is compared with numpy's FP32 GEMM
 rate measured in the same run. At 512x1024 ONNX Runtime's profiler splits one run of each graph
-into the network and the export's float head and tail (`uint8_io/` nodes), which INT8 does not change.
+into the network and the export's float head and tail (`uint8_io/` nodes), which quantization leaves float.
 Accuracy: the shipped FP32 and CPU INT8 files on held-out synthetic scenes (a seed no training,
 validation or calibration split uses): mIoU of each and the share of pixels with equal labels.
 Writes OUT.json and OUT.md (OUT = bench/backends by default).

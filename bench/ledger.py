@@ -8,6 +8,7 @@ finished on disk nor recorded with the same command and training scenes (bench.t
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 
@@ -20,8 +21,27 @@ def read_ledger(path: Path) -> list[dict]:
     return json.loads(path.read_text())["runs"] if path.is_file() else []
 
 
+def command_key(command: str) -> tuple[str, ...]:
+    """What a training command trains: its tokens less the run's name, the device it ran on and what to do with
+    an existing run folder (--overwrite, which the benches' runner passes; --resume and its checkpoint)."""
+    tokens, kept = shlex.split(command), []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+        elif token == "--resume":
+            skip = True
+        elif not token.startswith(("name=", "device=", "--resume=")) and token != "--overwrite":
+            kept.append(token)
+    return tuple(kept)
+
+
 def write_ledger(path: Path, results: list[dict]) -> None:
-    """The finished trainings' results, merged by run name with those recorded before."""
-    merged = {r["name"]: r for r in read_ledger(path)} | {r["name"]: r for r in results}
+    """The finished trainings' results, merged with those recorded before: one per run name and command (a run
+    of another budget under the same name is another run)."""
+    def key(r: dict) -> tuple:
+        return r["name"], command_key(r.get("command", ""))
+
+    merged = {key(r): r for r in read_ledger(path)} | {key(r): r for r in results}
     path.write_text(json.dumps({"runs": sorted(merged.values(), key=lambda r: (r["seed"], r["name"]))}, indent=1)
                     + "\n")

@@ -219,17 +219,14 @@ def backends_latency(d: dict) -> tuple[str, str, list[str]]:
         up = int8["speed_up"]
         text = (f"{model} at {network}: FP32 {spread(fp32['latency_ms'], ' ms')}, INT8 {spread(int8['latency_ms'], ' ms')}"
                 f", INT8 speed-up {up['median']:.2f}x ({up['min']:.2f}-{up['max']:.2f}x)")
-        if "profile" in int8:
-            prof = int8["profile"]
-            text += (f" (in a profiled INT8 run the float head and tail take {prof['head_and_tail_ms']:.0f} of "
-                     f"{prof['network_ms'] + prof['head_and_tail_ms']:.0f} ms)")
         parts.append(text)
         if up["median"] < 1:
             short.append(f"INT8 QDQ is slower than FP32 on the CPU of bench/backends.md for {model} at a "
                          f"{network} network ({up['median']:.2f}x)")
-        elif model.split()[0] in ("small", "fast") and up["median"] < INT8_GOAL:
-            short.append(f"INT8 runs {model} at a {network} network {up['median']:.2f}x as fast as FP32 on the CPU "
-                         f"of bench/backends.md, short of issue 23's {INT8_GOAL}x")
+        elif model.split()[0] in ("small", "fast") and up["min"] < INT8_GOAL:   # the goal held in every process
+            short.append(f"INT8 runs {model} at a {network} network {up['median']:.2f}x ({up['min']:.2f}-"
+                         f"{up['max']:.2f}x) as fast as FP32 on the CPU of bench/backends.md: issue 23's "
+                         f"{INT8_GOAL}x is not met in every process")
     what = (f"ONNX Runtime {d['machine'].get('onnxruntime', '?')}, CPU, batch 1, {d['repeats']} processes, FP32 and "
             "INT8 interleaved in each; median (min-max) ms; speed-up per process")
     return what, "; ".join(parts), short

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.ledger import ledger_path, read_ledger, write_ledger
+from bench.ledger import command_key, ledger_path, read_ledger, write_ledger
 from bench.machine import cpu_model, describe, markdown_header, write_results
 from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
@@ -178,16 +178,9 @@ def options(cfg: TrainConfig) -> str:
             f"IR-Net {'on' if model.weight_standardization else 'off'}")
 
 
-FOLDER_FLAGS = ("--overwrite", "--resume")
-
-
 def same_run(recorded: str, wanted: str) -> bool:
-    """Two commands that train the same run: equal but for the run's name, the device it ran on and what to do
-    with an existing run folder (--overwrite, which this bench's runner passes, or --resume)."""
-    def kept(text: str) -> list[str]:
-        return [t for t in shlex.split(text) if not t.startswith(("name=", "device=")) and t not in FOLDER_FLAGS]
-
-    return kept(recorded) == kept(wanted)
+    """Two commands that train the same run (bench.ledger.command_key)."""
+    return command_key(recorded) == command_key(wanted)
 
 
 def finished_on_disk(args: list[str]) -> bool:
@@ -227,7 +220,7 @@ def finished_result(label: str, seed: int, args: list[str], previous: list[dict]
     wanted, data = shlex.join(command(args)), train_scene_seed(config(args))
     kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)
             and r.get("train_scene_seed", "unrecorded") == data]
-    return {**kept[0], "run": label} if kept else None
+    return {**kept[0], "run": label, "name": config(args).name} if kept else None
 
 
 def collect(labels: list[str], seeds: range, out_dir: str, extra: list[str], previous: list[dict]) -> dict:
@@ -339,11 +332,11 @@ def previous_runs(stem: Path) -> list[dict]:
     ran on (from that file's machine where the run lacks one), and those recorded in STEM.runs.json
     (bench/ledger.py) since."""
     file = stem.with_suffix(".json")
-    recorded = read_ledger(ledger_path(stem))
+    recorded = read_ledger(ledger_path(stem))      # first: newer than the table where both hold a run
     if not file.is_file():
         return recorded
     previous = json.loads(file.read_text())
-    return [{"cpu": previous.get("machine", {}).get("cpu"), **r} for r in previous.get("runs", [])] + recorded
+    return recorded + [{"cpu": previous.get("machine", {}).get("cpu"), **r} for r in previous.get("runs", [])]
 
 
 def report(labels: list[str], out_dir: str, extra: list[str], invocation: str, stem: Path, seeds: range) -> str:

@@ -248,8 +248,8 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
             "train_scene_seed": split_seed(0, "train", 1)}
     jobs = to_run(["float", "paper"], range(2), out, "cpu", [], [kept])
     assert [(j[-4], j[-3]) for j in jobs] == [("seed=0", "name=paper_seed0"), ("seed=1", "name=paper_seed1")]
-    overwritten = {**kept, "command": kept["command"] + " --overwrite"}       # as the bench's runner launches it
-    assert to_run(["float"], range(2), out, "cpu", [], [overwritten]) == []
+    for flags in (" --overwrite", " --resume runs/x/last.pt", " --resume=runs/x/last.pt"):   # folder handling only
+        assert to_run(["float"], range(2), out, "cpu", [], [{**kept, "command": kept["command"] + flags}]) == []
     for stale in ({k: v for k, v in kept.items() if k != "train_scene_seed"}, {**kept, "train_scene_seed": 0}):
         jobs = to_run(["float"], range(2), out, "cpu", [], [stale])
         assert [j[-3] for j in jobs] == ["name=float_seed1"]
@@ -267,8 +267,12 @@ def test_training_bench_resumes_from_its_ledger_when_the_run_folders_are_gone(tm
     _finished_run(tmp_path / "runs" / run_name("float", 0), overrides("float", 0, out, "cpu", []), 0.3)
     write_ledger(ledger_path(stem), [r for rs in collect(["float"], range(2), out, [], []).values() for r in rs])
     write_ledger(ledger_path(stem), [])                                      # a later record keeps it
+    other_budget = {**read_ledger(ledger_path(stem))[0]}
+    other_budget["command"] += " iters_per_epoch=8"                          # same name, another run
+    write_ledger(ledger_path(stem), [other_budget])
+    assert len(read_ledger(ledger_path(stem))) == 2
     shutil.rmtree(tmp_path / "runs")
-    assert [r["name"] for r in read_ledger(ledger_path(stem))] == ["float_seed0"]
+    assert [r["name"] for r in read_ledger(ledger_path(stem))] == ["float_seed0", "float_seed0"]
     assert [j[-3] for j in to_run(["float"], range(2), out, "cpu", [], previous_runs(stem))] == ["name=float_seed1"]
 
 
