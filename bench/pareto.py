@@ -79,18 +79,19 @@ def overrides(entry: Entry, seed: int | str, budget: Budget, runs: Path) -> list
             f"name={entry.key}_seed{seed}", f"out_dir={runs}", "device=cpu"]
 
 
-def missing_runs(budget: Budget, runs: Path, recorded: list[dict]) -> list[list[str]]:
-    """The (row, seed) trainings neither finished on disk nor in `recorded`, seed by seed (seed 0 of every row
-    first)."""
+def outcomes(budget: Budget, runs: Path, recorded: list[dict]) -> list[tuple[list[str], dict | None]]:
+    """Every (row, seed) training's overrides and its result (bench.training.finished_result: on disk or in
+    `recorded`; None where it has to be trained), seed by seed (seed 0 of every row first)."""
     jobs = [(e, seed, overrides(e, seed, budget, runs)) for seed in range(budget.seeds) for e in ENTRIES]
-    return [args for e, seed, args in jobs if finished_result(e.key, seed, args, recorded) is None]
+    return [(args, finished_result(e.key, seed, args, recorded)) for e, seed, args in jobs]
+
+
+def missing_runs(budget: Budget, runs: Path, recorded: list[dict]) -> list[list[str]]:
+    return [args for args, result in outcomes(budget, runs, recorded) if result is None]
 
 
 def finished(budget: Budget, runs: Path, recorded: list[dict]) -> list[dict]:
-    """Every finished training's result (finished_result), for the ledger."""
-    found = [finished_result(e.key, seed, overrides(e, seed, budget, runs), recorded)
-             for seed in range(budget.seeds) for e in ENTRIES]
-    return [r for r in found if r is not None]
+    return [result for _, result in outcomes(budget, runs, recorded) if result is not None]
 
 
 def train_here(jobs: list[list[str]]) -> list[str]:
@@ -206,7 +207,8 @@ def markdown(result: dict) -> str:
         f"**Latency** at {h}x{w} (training ran at a smaller size: the networks are fully convolutional): each "
         "row's network with random weights (the operations of a trained one's graph, which is all latency "
         "depends on) through bisegunet-export's graph (uint8 pixels in, labels and confidence out), FP32 and INT8 "
-        f"(bisegunet-quantize, calibrated on {budget['calibration_frames']} frames), ONNX Runtime {machine.get('onnxruntime')} CPU provider, batch 1. FP32 graphs were timed "
+        f"(bisegunet-quantize, calibrated on {budget['calibration_frames']} frames), ONNX Runtime "
+        f"{machine.get('onnxruntime')} CPU provider, batch 1. FP32 graphs were timed "
         f"interleaved with each other ({timings['fp32']['repetitions']} repetitions after "
         f"{timings['fp32']['warmup']} warm-up calls each, order rotated every repetition), then INT8 ones the "
         f"same way. Load average (1/5/15 min) around FP32: {timings['fp32']['load_average_before']} -> "

@@ -217,9 +217,9 @@ def backends_latency(d: dict) -> tuple[str, str, list[str]]:
         if precision != "int8" or fp32 is None:
             continue
         up = int8["speed_up"]
-        text = (f"{model} at {network}: FP32 {spread(fp32['latency_ms'], ' ms')}, INT8 {spread(int8['latency_ms'], ' ms')}"
-                f", INT8 speed-up {up['median']:.2f}x ({up['min']:.2f}-{up['max']:.2f}x)")
-        parts.append(text)
+        parts.append(f"{model} at {network}: FP32 {spread(fp32['latency_ms'], ' ms')}, INT8 "
+                     f"{spread(int8['latency_ms'], ' ms')}, INT8 speed-up {up['median']:.2f}x ({up['min']:.2f}-"
+                     f"{up['max']:.2f}x)")
         if up["median"] < 1:
             short.append(f"INT8 QDQ is slower than FP32 on the CPU of bench/backends.md for {model} at a "
                          f"{network} network ({up['median']:.2f}x)")

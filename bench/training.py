@@ -417,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="DataLoader workers per run (default: the config's)")
     parser.add_argument("--rows", nargs="+", choices=list(RUNS), help="rows (default: all; --smoke: three)")
     parser.add_argument("--smoke", action="store_true", help="a few steps at 64x128, under runs/bench_training_smoke")
-    parser.add_argument("--record", action="store_true", help="only record the finished runs in bench/training.runs.json "
-                                                              "(before a sitting ends; the table is left as it is)")
+    parser.add_argument("--record", action="store_true",
+                        help="only record the finished runs in bench/training.runs.json (before a sitting ends; "
+                             "the table is left as it is)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="training config overrides for every row, e.g. iters_per_epoch=8 (shown in the table)")
     args = parser.parse_args(argv)
