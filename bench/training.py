@@ -48,7 +48,7 @@ from bench.ledger import command_key, ledger_path, read_ledger, write_ledger
 from bench.machine import cpu_model, describe, markdown_header, write_results
 from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
-from bisegunet_training.data import split_seed
+from bisegunet_training.data import train_scene_seed
 from bisegunet_training.model import load_model_config
 from bisegunet_training.schedule import PhaseSchedule
 from bisegunet_training.train_config import TrainConfig
@@ -184,11 +184,15 @@ def same_run(recorded: str, wanted: str) -> bool:
 
 
 def finished_on_disk(args: list[str]) -> bool:
-    """The run of `args` has scored its test split, and its best.pt records this very command."""
-    folder = run_dir(config(args))
+    """The run of `args` has scored its test split, its best.pt records this very command and its test.json
+    the training scenes' seed this code draws (test.json written before the trainer recorded it: retrained)."""
+    cfg = config(args)
+    folder = run_dir(cfg)
     if not (folder / "test.json").is_file() or not (folder / "best.pt").is_file():
         return False
-    return same_run(load_checkpoint(folder / "best.pt").get("command", ""), shlex.join(command(args)))
+    recorded = json.loads((folder / "test.json").read_text()).get("train_scene_seed", "unrecorded")
+    return recorded == scene_seed(cfg) and same_run(load_checkpoint(folder / "best.pt").get("command", ""),
+                                                    shlex.join(command(args)))
 
 
 def run_result(label: str, seed: int, args: list[str]) -> dict:
@@ -196,7 +200,7 @@ def run_result(label: str, seed: int, args: list[str]) -> dict:
     cfg = config(args)
     rows = [json.loads(line) for line in (run_dir(cfg) / "metrics.jsonl").read_text().splitlines()]
     test = json.loads((run_dir(cfg) / "test.json").read_text())
-    return {"run": label, "seed": seed, "name": cfg.name, "train_scene_seed": train_scene_seed(cfg),
+    return {"run": label, "seed": seed, "name": cfg.name, "train_scene_seed": test["train_scene_seed"],
             "epochs": len(rows), "minutes": sum(r["seconds"] for r in rows) / 60, "threads": rows[-1].get("threads"),
             "device": test.get("device"), "best_epoch": test["epoch"], "best_val_miou": test["val_miou_network_res"],
             "test_miou": test["test_miou"], "test_scenes": test["test_scenes"],
@@ -205,10 +209,9 @@ def run_result(label: str, seed: int, args: list[str]) -> dict:
             "command": load_checkpoint(run_dir(cfg) / "best.pt").get("command", ""), "cpu": cpu_model()}
 
 
-def train_scene_seed(cfg: TrainConfig) -> int | None:
-    """The training scenes' seed of a synthetic run (None for folders): recorded with each run, so that a
-    result kept from an earlier table is reused only where its training data is what this code would draw."""
-    return split_seed(cfg.data.seed, "train", cfg.seed) if cfg.data.kind == "synthetic" else None
+def scene_seed(cfg: TrainConfig) -> int | None:
+    """The training scenes' seed this code draws for `cfg` (bisegunet_training.data.train_scene_seed)."""
+    return train_scene_seed(cfg.data.kind, cfg.data.seed, cfg.seed)
 
 
 def finished_result(label: str, seed: int, args: list[str], previous: list[dict]) -> dict | None:
@@ -217,7 +220,7 @@ def finished_result(label: str, seed: int, args: list[str], previous: list[dict]
     run's; None where it has to be trained."""
     if finished_on_disk(args):
         return run_result(label, seed, args)
-    wanted, data = shlex.join(command(args)), train_scene_seed(config(args))
+    wanted, data = shlex.join(command(args)), scene_seed(config(args))
     kept = [r for r in previous if r["seed"] == seed and same_run(r.get("command", ""), wanted)
             and r.get("train_scene_seed", "unrecorded") == data]
     return {**kept[0], "run": label, "name": config(args).name} if kept else None

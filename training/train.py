@@ -39,7 +39,7 @@ from bisegunet_ros.resources import find_resource
 from .checkpoint import git_commit, load_checkpoint, save_checkpoint
 from .class_weights import class_weights
 from .config import load_config
-from .data import DatasetError, build_dataset, build_loader, check_masks, class_definition
+from .data import DatasetError, build_dataset, build_loader, check_masks, class_definition, train_scene_seed
 from .finetune import load_matching_weights
 from .logs import RunLog, plot_curves
 from .losses import SegmentationLoss
@@ -290,7 +290,8 @@ class Trainer:
                   "test_scenes": len(next(iter(self.test_loaders.values())).dataset),
                   "test_scored_at": "label resolution (logits upsampled bilinearly)", "test_miou": first["miou"],
                   "test_mean_dice": first["mean_dice"], "test_pixel_accuracy": first["pixel_accuracy"],
-                  "test_by_input_size": scores}
+                  "test_by_input_size": scores,
+                  "train_scene_seed": train_scene_seed(self.cfg.data.kind, self.cfg.data.seed, self.cfg.seed)}
         if self.dist.main:
             (self.run_dir / "test.json").write_text(json.dumps(result, indent=2) + "\n")
             for size, s in scores.items():

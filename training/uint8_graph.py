@@ -1,6 +1,7 @@
 """Wrap any float-logits ONNX segmenter in the runtime's uint8 contract (model format 2).
 
-    pixels uint8 (N, H, W, 3) -> Cast -> Transpose (NCHW) -> * scale + offset -> [float core] -> logits
+    pixels uint8 (N, H, W, 3) -> Cast -> Transpose (NCHW) -> BatchNormalization (x * scale + offset)
+           -> [float core] -> logits
     logits -> ArgMax -> Gather(class table) -> Cast -> labels uint8 (N, H, W)
     logits, argmax -> GatherElements (max) -> Sub -> Exp -> 1x1 Conv of ones (sum) -> 255 / sum -> Cast
                    -> confidence uint8 (N, H, W)
@@ -26,6 +27,13 @@ the class axis, in the logits' own layout: no transpose). Op choices follow Tens
 Every op is in training/tensorrt_onnx_ops.txt. Nodes added here are named `uint8_io/...`, so
 the quantizer can leave them in float; the confidence branch feeds nothing else, so a runtime
 that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
+
+The normalisation x * scale + offset is one BatchNormalization (mean 0, variance 1, epsilon 0: the
+same two float operations per element, exactly). As a Mul and an Add of (1, 3, 1, 1) constants,
+ONNX Runtime's layout transformer moved them into NHWC next to the QLinearConvs of a CPU INT8
+graph and ran them with a transpose and a 3-wide broadcast over the full-resolution frame: the
+most expensive part of the head of `fast`'s INT8 frame (ORT's profile, bench/backends.md). The
+BatchNormalization stays one NCHW kernel in FP32 and INT8 graphs alike; TensorRT parses it too.
 """
 from __future__ import annotations
 
@@ -80,8 +88,10 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         raise ValueError(f"the core already uses the names {sorted(clash)}")
     scale, offset = scale_offset(mean, std)
     constants = [
-        numpy_helper.from_array(scale.reshape(1, 3, 1, 1), PREFIX + "scale"),
-        numpy_helper.from_array(offset.reshape(1, 3, 1, 1), PREFIX + "offset"),
+        numpy_helper.from_array(scale, PREFIX + "scale"),
+        numpy_helper.from_array(offset, PREFIX + "offset"),
+        numpy_helper.from_array(np.zeros(3, np.float32), PREFIX + "zero_mean"),
+        numpy_helper.from_array(np.ones(3, np.float32), PREFIX + "unit_variance"),
         numpy_helper.from_array(class_table(num_classes, class_filter, background_id), PREFIX + "class_table"),
         numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
         numpy_helper.from_array(np.array([1], np.int64), PREFIX + "class_axis"),
@@ -94,8 +104,8 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     t = PREFIX
     head = [node("Cast", [INPUT], t + "float", to=TensorProto.FLOAT),
             node("Transpose", [t + "float"], t + "nchw", perm=[0, 3, 1, 2]),
-            node("Mul", [t + "nchw", t + "scale"], t + "scaled"),
-            node("Add", [t + "scaled", t + "offset"], core_in)]
+            node("BatchNormalization", [t + "nchw", t + "scale", t + "offset", t + "zero_mean", t + "unit_variance"],
+                 core_in, epsilon=0.0)]
     tail = [node("ArgMax", [core_out], t + "argmax", axis=1, keepdims=0),
             node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
             node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),

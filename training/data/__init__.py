@@ -41,6 +41,12 @@ def split_seed(data_seed: int, split: str, run_seed: int = 0) -> int:
     return seed
 
 
+def train_scene_seed(kind: str, data_seed: int, run_seed: int) -> int | None:
+    """The seed of a run's training scenes: split_seed's for synthetic data, None for data read from disk.
+    test.json records it, so that a result is reused only where its training data is what this code draws."""
+    return split_seed(data_seed, "train", run_seed) if kind == "synthetic" else None
+
+
 def build_dataset(kind: str, split: str, height: int, width: int, mean, std, augment: bool = False,
                   scale_range=(0.75, 1.5), flip: bool = True, color_jitter: float = 0.3, length: int = 1000,
                   seed: int = 0, difficulty: float = 0.6, root: str = "", classes: ClassDefinition | None = None,
@@ -100,4 +106,5 @@ def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, w
 
 
 __all__ = ["DatasetError", "FolderDataset", "HELD_OUT_BAG_SEED", "KINDS", "MASK_FORMATS", "MaskScan", "build_dataset",
-           "build_loader", "check_masks", "class_definition", "render_scene", "scan_labels", "split_seed"]
+           "build_loader", "check_masks", "class_definition", "render_scene", "scan_labels", "split_seed",
+           "train_scene_seed"]
