@@ -150,7 +150,8 @@ def write_run(stem: Path, module: str, argv: list[str] | None, args, results: li
     """write_results for a bench whose rows are `results`: the invocation, its arguments (less --out)
     and the machine beside them; `markdown(results, args, command, machine)` renders the table."""
     command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = {k: v for k, v in vars(args).items() if k != "out"}
+    config = {k: str(v) if isinstance(v, Path) else [str(x) if isinstance(x, Path) else x for x in v]
+              if isinstance(v, list) else v for k, v in vars(args).items() if k != "out"}     # paths as text
     machine = describe()
     return write_results(stem, {"machine": machine, "config": config, "results": results},
                          markdown(results, args, command.strip(), machine))

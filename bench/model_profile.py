@@ -1,5 +1,5 @@
 """The three presets at 512x1024 and 1024x2048 beside the paper's Table 3 (labelled as the paper's),
-and the sizes of real files: the shipped model's, and tiny and small exported with random weights.
+and the sizes of real files: the shipped model's, and fast, tiny and small exported with random weights.
 
     python -m bench.model_profile      # writes bench/model_profile.md and .json
 """
@@ -14,6 +14,8 @@ import torch
 
 from bench.machine import describe, markdown_header, write_results
 from bisegunet_ros.classes import CITYSCAPES
+from bisegunet_ros.model_info import ModelInfo
+from bisegunet_ros.resources import SHIPPED_MODEL
 from bisegunet_training.checkpoint import save_checkpoint
 from bisegunet_training.export import main as export_main
 from bisegunet_training.model import binary_layers, build_model, load_model_config, set_binarized
@@ -21,9 +23,9 @@ from bisegunet_training.profile import profile
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(512, 1024), (1024, 2048)]
-SHIPPED = {"fp32": ROOT / "models/bisegunet_tiny.onnx", "int8": ROOT / "models/bisegunet_tiny.int8.onnx",
-           "packed": ROOT / "models/bisegunet_tiny.packed.bin"}
-EXPORTED_PRESETS = ("tiny", "small")     # `paper` (750 MB as FP32) is profiled, not written
+SHIPPED = {"fp32": ROOT / "models" / f"{SHIPPED_MODEL}.onnx", "int8": ROOT / "models" / f"{SHIPPED_MODEL}.int8.onnx",
+           "packed": ROOT / "models" / f"{SHIPPED_MODEL}.packed.bin"}
+EXPORTED_PRESETS = ("fast", "tiny", "small")     # `paper` (750 MB as FP32) is profiled, not written
 # The paper's Table 3 (Cityscapes), quoted, not measured here: FLOPs (G), memory (MB), parameters (M).
 PAPER_TABLE3 = {
     (512, 1024): {"FP32": (194.7, 7.8, 18.5), "Binarized": (10.4, 1.2, 4.3)},
@@ -61,10 +63,10 @@ def exported_sizes(preset: str, folder: Path) -> dict:
 
 
 def main() -> int:
-    results = [profile(preset, h, w) for preset in ("tiny", "small", "paper") for h, w in SIZES]
+    results = [profile(preset, h, w) for preset in ("fast", "tiny", "small", "paper") for h, w in SIZES]
     with tempfile.TemporaryDirectory() as folder:
         files = [exported_sizes(preset, Path(folder)) for preset in EXPORTED_PRESETS]
-    shipped = {"model": "tiny (shipped, models/)", **file_sizes(SHIPPED["fp32"], SHIPPED["packed"], SHIPPED["int8"])}
+    shipped = {"model": f"{ModelInfo.from_onnx(SHIPPED['fp32']).preset} (shipped, models/)", **file_sizes(SHIPPED["fp32"], SHIPPED["packed"], SHIPPED["int8"])}
     lines = markdown_header("Model profile: our presets and the paper's Table 3", "python -m bench.model_profile",
                             describe())
     lines += ["Ours: counted by `bisegunet-profile` (training/profile.py) on the meta device. **Both operation "
@@ -82,7 +84,7 @@ def main() -> int:
                      f"{p['binary'] / 1e6:.2f} | {r['real_gflops']:.1f} | {r['binary_discounted_gflops']:.2f} | "
                      f"{m['fp32']:.2f} | {m['packed_1bit']:.2f} | "
                      f"{r['activation_memory_mb']['peak_estimate_batch1']:.0f} |")
-    lines += ["", "**Files on disk** (bytes as `stat` reports them; tiny and small exported here with random "
+    lines += ["", "**Files on disk** (bytes as `stat` reports them; fast, tiny and small exported here with random "
               "weights by `bisegunet-export --packed`, the shipped model as it is in models/):", "",
               "| model | FP32 ONNX (bytes) | packed 1-bit (bytes) | FP32 / packed | INT8 ONNX (bytes) | FP32 / INT8 |",
               "|---|---|---|---|---|---|"]

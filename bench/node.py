@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import cv2
 import numpy as np
 
 from bench.machine import describe, markdown_header, write_results
+from bench.ros_env import localhost_env
 from bisegunet_ros.dds_profile import profile_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,8 +243,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def through_node(model: Path, frames: int, frame_size: tuple[int, int], profile: Path | None) -> dict:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(101, 200))))
+    env = localhost_env()
     if profile:
         env.update(profile_environment(str(profile)))
     node = subprocess.Popen([sys.executable, "-m", "bisegunet_ros.segment_node", "--ros-args", "-p",

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import select
 import signal
 import subprocess
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import describe, markdown_header, write_results
+from bench.ros_env import localhost_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"Fast DDS defaults": None, "shared memory (config/fastdds_shm.xml)": ROOT / "config/fastdds_shm.xml"}
@@ -120,8 +119,7 @@ def publish(cameras: int, reliability: str, rate: float, seconds: float) -> dict
 
 
 def environment(profile: Path | None) -> dict:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(101, 200))))
+    env = localhost_env()
     for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if profile:
             env[key] = str(profile)

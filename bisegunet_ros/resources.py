@@ -17,6 +17,10 @@ from pathlib import Path
 PACKAGE = "bisegunet_ros"
 PACKAGE_DATA = Path(__file__).resolve().parent / "share"      # filled by setup.py's build_py
 CHECKOUT = Path(__file__).resolve().parents[1]                  # a source checkout when package.xml is there
+# The shipped model, the default of the launch file and the demo: models/<name>.onnx (FP32),
+# .int8.onnx (TensorRT INT8), .int8-cpu.onnx (ONNX Runtime INT8), .packed.bin (1-bit weights) and
+# .train.json (its training record, bench/shipped.py).
+SHIPPED_MODEL = "bisegunet_tiny"
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("bisegunet_ros")
     args = [
         DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", "bisegunet_tiny.onnx"]),
-                              description="ONNX model written by bisegunet-export (default: the shipped tiny model)"),
+                              description="ONNX model written by bisegunet-export (default: the shipped model)"),
         DeclareLaunchArgument("cameras", default_value="[camera]", description="camera namespaces, YAML list"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "segment.yaml"]),
                               description="node parameters (YAML); the arguments here override it"),

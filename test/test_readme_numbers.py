@@ -100,6 +100,24 @@ def test_transport_row_flags_lost_frames(tmp_path):
                      "delivered): defaults, best effort, 1 x 10 Hz: 25 % delivered"]
 
 
+def test_demo_row_flags_a_shipped_model_that_answers_fewer_frames_in_every_repetition(tmp_path):
+    (tmp_path / "bench").mkdir()
+    shipped = summary.SHIPPED_RECORD.split("/")[-1].removesuffix(".train.json") + ".onnx"
+
+    def row(model: str, rate: float, fps: list[float]) -> dict:
+        stats = {"median": sorted(fps)[1], "min": min(fps), "max": max(fps), "values": fps}
+        return {"model": model, "rate": rate, "fps": stats, "miou_percent": stats, "answered_percent": stats,
+                "latency_p50_ms": stats, "latency_p90_ms": stats}
+
+    (tmp_path / "bench/demo.json").write_text(json.dumps({
+        "machine": {"date": "2026-01-02", "cpu": "c", "cores": 2}, "config": {"frames": 60, "repeats": 3},
+        "results": [row(shipped, 1, [10.0, 10.1, 10.2]), row("old.onnx", 1, [10.1, 10.2, 10.3]),
+                    row(shipped, 3, [20.0, 21.0, 22.0]), row("old.onnx", 3, [25.0, 26.0, 27.0])]}))
+    line, short = summary.row(tmp_path, *next(r for r in summary.ROWS if r[3] is summary.demo))
+    assert f"{shipped} at rate 3: mIoU 21.0 (20.0-22.0) %, 21.0 (20.0-22.0) fps" in line
+    assert short == [f"on the demo at rate 3 the shipped {shipped} answers 21.0 fps, old.onnx 26.0 (bench/demo.md)"]
+
+
 def test_every_row_says_not_measured_without_any_file(tmp_path):
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     text = summary.block(tmp_path)              # no bench files at all
@@ -115,7 +133,7 @@ def test_the_shipped_model_row_is_refused_when_model_and_record_do_not_name_each
     record = json.loads((ROOT / summary.SHIPPED_RECORD).read_text())
     shipped = next(r for r in summary.ROWS if r[1] == summary.SHIPPED_RECORD)
     for change, expected in [({}, None), ({"onnx_sha256": "0" * 64}, "sha256 is not the record's onnx_sha256"),
-                             ({"commit": "0123456789ab"}, "metadata has commit 'b34dffb45c6d'"),
+                             ({"commit": "0123456789ab"}, f"metadata has commit {record['commit']!r}"),
                              ({"command": record["command"] + " seed=1"}, "metadata has command")]:
         (tmp_path / summary.SHIPPED_RECORD).write_text(json.dumps({**record, **change}))
         line, short = summary.row(tmp_path, *shipped)

@@ -29,7 +29,8 @@ the quantizer can leave them in float; the confidence branch feeds nothing else,
 that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
 
 The normalisation x * scale + offset is one BatchNormalization (mean 0, variance 1, epsilon 0: the
-same two float operations per element, exactly). As a Mul and an Add of (1, 3, 1, 1) constants,
+same two float operations per element; bit for bit on ONNX Runtime's CPU, within an ulp where a
+runtime fuses them). As a Mul and an Add of (1, 3, 1, 1) constants,
 ONNX Runtime's layout transformer moved them into NHWC next to the QLinearConvs of a CPU INT8
 graph and ran them with a transpose and a 3-wide broadcast over the full-resolution frame: the
 most expensive part of the head of `fast`'s INT8 frame (ORT's profile, bench/backends.md). The
