@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -106,8 +107,10 @@ def export_float_core(model: torch.nn.Module, height: int, width: int, dynamic_b
     dummy = torch.zeros(1, 3, height, width)
     axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
-    torch.onnx.export(folded, (dummy,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
-                      output_names=["logits"], dynamic_axes=axes, do_constant_folding=True)
+    with warnings.catch_warnings():    # sizes read as ints on purpose: the graph pads by constants (BiSegUNet.forward)
+        warnings.filterwarnings("ignore", "Converting a tensor to a Python integer", torch.jit.TracerWarning)
+        torch.onnx.export(folded, (dummy,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
+                          output_names=["logits"], dynamic_axes=axes, do_constant_folding=True)
     return onnx.load_from_string(buffer.getvalue())
 
 
