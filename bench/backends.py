@@ -35,6 +35,7 @@ import numpy as np
 
 from bench.graph_latency import WARMUP, interleaved_latency
 from bench.machine import describe, fp32_gemm_gflops, markdown_header, write_results
+from bench.stats import spread
 from bisegunet_ros.resources import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +52,6 @@ def timed_pair(fp32: Path, int8: Path, runs: int) -> dict:
     """Median ms of FP32 and INT8, `runs` interleaved calls each after warm-up, in this process."""
     ms = interleaved_latency({"fp32": fp32, "int8": int8}, runs)["ms"]
     return {precision: ms[precision]["median"] for precision in ("fp32", "int8")}
-
-
-def spread(values: list[float]) -> dict:
-    """Median and min-max over process-level repetitions."""
-    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values)),
-            "values": [float(v) for v in values]}
 
 
 def timed_in_processes(fp32: Path, int8: Path, runs: int, repeats: int) -> dict:

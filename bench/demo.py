@@ -24,10 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from bench.machine import markdown_header, write_run
 from bench.ros_env import localhost_env
+from bench.stats import spread
 from bisegunet_ros.resources import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +61,7 @@ def live(bag: Path, model: Path, rate: float, out: Path) -> dict:
 
 def summarise(values: list[dict]) -> dict:
     """Per field: the median over repetitions, its min-max and the values."""
-    return {field: {"median": float(np.median([v[field] for v in values])),
-                    "min": float(min(v[field] for v in values)), "max": float(max(v[field] for v in values)),
-                    "values": [round(v[field], 3) for v in values]} for field in FIELDS}
+    return {field: spread(v[field] for v in values) for field in FIELDS}
 
 
 def markdown(results: list, args, command: str, machine: dict) -> str:

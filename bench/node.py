@@ -41,6 +41,7 @@ import numpy as np
 
 from bench.machine import describe, markdown_header, write_results
 from bench.ros_env import localhost_env
+from bench.stats import spread
 from bisegunet_ros.dds_profile import profile_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,11 +62,6 @@ def size_arg(text: str) -> tuple[int, int]:
 
 def frame(seed: int, height: int, width: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def spread(values) -> dict:
-    v = [float(x) for x in values]
-    return {"median": float(np.median(v)), "min": min(v), "max": max(v), "values": v}
 
 
 class FloatLogitsPath:

@@ -36,6 +36,7 @@ import onnxruntime as ort
 
 from bench.machine import STARTED, markdown_header, write_run
 from bench.ort_profile import by_op, kernel_times, ms_by
+from bench.stats import spread
 from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from bisegunet_ros.onnx_wire import without_output
 
@@ -100,11 +101,6 @@ def profiles(bare: Path, exported: Path, threads: int, tmp: Path) -> dict[str, d
     return {"bare": profile_ms_by_op(str(bare), normalised, threads, tmp),
             "labels + confidence": profile_ms_by_op(full, pixels, threads, tmp),
             "labels only": profile_ms_by_op(without_output(full, "confidence"), pixels, threads, tmp)}
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values)),
-            "values": [float(v) for v in values]}
 
 
 def measure(preset: str, args, tmp: Path) -> dict:
