@@ -145,13 +145,19 @@ def write_results(stem: Path, result: dict, markdown: str) -> str:
     return markdown
 
 
+def _as_text(value):
+    """An argument as JSON can hold it: paths (alone or in a list) as text."""
+    if isinstance(value, list):
+        return [_as_text(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def write_run(stem: Path, module: str, argv: list[str] | None, args, results: list,
               markdown: Callable[[list, object, str, dict], str]) -> str:
     """write_results for a bench whose rows are `results`: the invocation, its arguments (less --out)
     and the machine beside them; `markdown(results, args, command, machine)` renders the table."""
     command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
-    config = {k: str(v) if isinstance(v, Path) else [str(x) if isinstance(x, Path) else x for x in v]
-              if isinstance(v, list) else v for k, v in vars(args).items() if k != "out"}     # paths as text
+    config = {k: _as_text(v) for k, v in vars(args).items() if k != "out"}
     machine = describe()
     return write_results(stem, {"machine": machine, "config": config, "results": results},
                          markdown(results, args, command.strip(), machine))

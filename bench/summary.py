@@ -22,7 +22,7 @@ import math
 import sys
 from pathlib import Path
 
-from bench.shipped import RECORD, record_mismatch
+from bench.shipped import MODEL, RECORD, record_mismatch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = "README.md"
@@ -262,7 +262,7 @@ def demo(d: dict) -> tuple[str, str, list[str]]:
     parts = [f"{r['model']} at rate {r['rate']:g}: mIoU {spread(r['miou_percent'], ' %')}, {spread(r['fps'])} fps, "
              f"{spread(r['answered_percent'], ' %')} answered, latency p50 {spread(r['latency_p50_ms'], ' ms')}"
              for r in rows]
-    shipped = Path(SHIPPED_RECORD).name.removesuffix(".train.json") + ".onnx"
+    shipped = MODEL.name
     short = [f"on the demo at rate {r['rate']:g} the shipped {shipped} answers {num(r['fps']['median'])} fps, "
              f"{o['model']} {num(o['fps']['median'])} (bench/demo.md)"
              for r in rows if r["model"] == shipped for o in rows
