@@ -314,8 +314,16 @@ def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
     producer = {o: n for n in graph.node for o in n.output}
     upsample = producer[next(n for n in graph.node if n.op_type == "ArgMax").input[0]]
     consumers = {n.op_type for n in graph.node if upsample.output[0] in n.input}
-    assert upsample.op_type == "Resize" and producer[upsample.input[0]].op_type == "DequantizeLinear"
+    to_nhwc = producer[upsample.input[0]]          # the tail's: small logits to NHWC, then the Resize (issue 23)
+    assert upsample.op_type == "Resize" and upsample.name.startswith("uint8_io/") and to_nhwc.op_type == "Transpose"
+    assert producer[to_nhwc.input[0]].op_type == "DequantizeLinear"
     assert "QuantizeLinear" not in consumers      # the small logits upsampled in float, like the tail
+    again = tmp_path / "again.onnx"               # re-wrapped from its float network: the same graph and labels
+    assert export_main(["--from-onnx", str(out), "--out", str(again), "--logits"]) == 0
+    assert [n.op_type for n in onnx.load(str(again)).graph.node] == [n.op_type for n in onnx.load(str(out)).graph.node]
+    frames = np.stack([render_scene(78, 0, H, W)[0]])
+    np.testing.assert_array_equal(load_backend(again, "onnxruntime").infer(frames).labels,
+                                  load_backend(out, "onnxruntime").infer(frames).labels)
 
 
 def test_a_size_off_the_network_stride_exports_with_constant_padding(tmp_path):

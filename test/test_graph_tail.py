@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from bisegunet_ros.backends import load_backend
@@ -24,10 +25,12 @@ def _softmax_max(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).max(1)
 
 
-def test_confidence_is_the_largest_softmax_probability(tmp_path):
+@pytest.mark.parametrize("stride", [1, 4])
+def test_confidence_is_the_largest_softmax_probability(tmp_path, stride):
     """Within 1e-5 of numpy's float64 softmax-max before the uint8 rounding, on logits spread over
-    tens of units (weights x 8), and truncated x 255 after it."""
-    path = write_tiny_onnx(tmp_path / "m.onnx", logits=True)
+    tens of units (weights x 8), and truncated x 255 after it; logits made at full size (stride 1) and
+    upsampled from stride 4 (the NHWC tail)."""
+    path = write_tiny_onnx(tmp_path / "m.onnx", logits=True, stride=stride)
     model = onnx.load(str(path))
     for init in model.graph.initializer:
         if init.name == "W":
@@ -44,7 +47,37 @@ def test_confidence_is_the_largest_softmax_probability(tmp_path):
     truncated = np.floor(expected * 255)
     clear = np.abs(expected * 255 - np.round(expected * 255)) > 1e-3           # away from a rounding boundary
     np.testing.assert_array_equal(confidence[clear], truncated[clear])
-    assert not {n.op_type for n in model.graph.node} & {"Softmax", "ReduceMax", "ReduceSum"}   # the slow ones
+    slow = {"Softmax", "ReduceMax"} | ({"ReduceSum"} if stride == 1 else set())   # over NCHW's class axis
+    assert not {n.op_type for n in model.graph.node} & slow
+
+
+def test_a_core_ending_in_a_bilinear_resize_is_upsampled_in_nhwc_with_the_network_labels(tmp_path):
+    """Issue 23: the small logits change layout, not the full-size ones; the labels are the argmax of the
+    network's own NCHW logits (float_core gives the network back with its Resize) wherever the top two
+    classes are not within float rounding of each other."""
+    import onnxruntime as ort
+
+    from bisegunet_training.normalisation import normalise
+    from bisegunet_training.uint8_graph import float_core
+    from tiny_onnx import MEAN, STD
+
+    model = onnx.load(str(write_tiny_onnx(tmp_path / "m.onnx", stride=4)))
+    transposes = [n for n in model.graph.node if n.op_type == "Transpose"]
+    assert [n.name for n in transposes] == [PREFIX + "nchw", PREFIX + "small_logits_nhwc"]   # pixels, small logits
+    resize = next(n for n in model.graph.node if n.op_type == "Resize")
+    assert resize.name.startswith(PREFIX) and resize.input[0] == transposes[1].output[0]
+    assert {n.op_type for n in model.graph.node if not n.name.startswith(PREFIX)} == {"Conv"}
+    core = float_core(model)
+    assert [n.op_type for n in core.graph.node] == ["Conv", "Resize"]
+    onnx.checker.check_model(core, full_check=True)
+    pixels = _pixels(3, seed=2)
+    logits = ort.InferenceSession(core.SerializeToString()).run(
+        None, {core.graph.input[0].name: normalise(pixels, MEAN, STD).transpose(0, 3, 1, 2).copy()})[0]
+    labels = load_backend(tmp_path / "m.onnx", "onnxruntime").infer(pixels).labels
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-4
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(labels[clear], logits.argmax(1)[clear])
 
 
 def test_labels_only_graph_drops_the_confidence_branch_and_keeps_labels_and_logits(tmp_path):

@@ -45,17 +45,27 @@ def _save(core: onnx.ModelProto, path: Path, info: ModelInfo, metadata: bool = T
 
 
 def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
-                    metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = ()) -> Path:
+                    metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = (),
+                    stride: int = 1) -> Path:
+    """`stride` > 1: the convolution strides and a bilinear Resize (half-pixel, as torch's interpolate exports)
+    brings its logits back to the input size, the ending of a decoder with output_stride > 1; then
+    reference_logits no longer applies."""
     info = info or tiny_info()
     weight, bias = conv_weights(len(info.classes))
     batch = "N" if dynamic_batch else 1
+    nodes = [helper.make_node("Conv", ["input", "W", "B"], ["logits"], strides=[stride, stride])]
+    inits = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")]
+    if stride > 1:
+        nodes = [helper.make_node("Conv", ["input", "W", "B"], ["small"], strides=[stride, stride]),
+                 helper.make_node("Resize", ["small", "", "scales"], ["logits"], mode="linear",
+                                  coordinate_transformation_mode="half_pixel")]
+        inits.append(numpy_helper.from_array(np.array([1, 1, stride, stride], np.float32), "scales"))
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "W", "B"], ["logits"])],
-        "tiny",
+        nodes, "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, info.input_height, info.input_width])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
                                        [batch, len(info.classes), info.input_height, info.input_width])],
-        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+        inits,
     )
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path, info, metadata, logits,
                  class_filter)

@@ -5,6 +5,9 @@
     logits -> ArgMax -> Gather(class table) -> Cast -> labels uint8 (N, H, W)
     logits, argmax -> GatherElements (max) -> Sub -> Exp -> 1x1 Conv of ones (sum) -> 255 / sum -> Cast
                    -> confidence uint8 (N, H, W)
+    where the core ends in a bilinear Resize of smaller logits (a decoder stopping at output_stride > 1,
+    torchvision's heads), the tail takes that Resize over in NHWC:
+    small logits -> Transpose (NHWC) -> Resize -> the same tail along the last axis (ReduceSum for the sum)
 
 The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
 so one function gives every model the same head and tail. The confidence is the largest softmax
@@ -27,6 +30,14 @@ the class axis, in the logits' own layout: no transpose). Op choices follow Tens
 Every op is in training/tensorrt_onnx_ops.txt. Nodes added here are named `uint8_io/...`, so
 the quantizer can leave them in float; the confidence branch feeds nothing else, so a runtime
 that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
+
+The NHWC upsampling (issue 23: no layout transposes of full-resolution tensors): ONNX Runtime runs the
+network's convolutions in its blocked NCHWc layout, so an NCHW Resize of their output became an NCHWc
+Upsample of classes padded to a multiple of 16 and a full-resolution reorder back to NCHW for the
+ArgMax; the transpose of the small logits costs nothing next to it, and reductions over a contiguous
+last axis are the fast ones. Same interpolation (the Resize's own attributes, scales of whole factors),
+so the same labels; TensorRT resizes the innermost three axes linearly, which (H, W, C) with a scale of
+1 on C is.
 
 The normalisation x * scale + offset is one BatchNormalization (mean 0, variance 1, epsilon 0: the
 same two float operations per element; bit for bit on ONNX Runtime's CPU, within an ulp where a
@@ -66,6 +77,41 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
+def _value_dims(model: onnx.ModelProto, name: str) -> list[int | str] | None:
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    found = [v for v in (*graph.value_info, *graph.output, *graph.input) if v.name == name]
+    return _dims(found[0]) if found else None
+
+
+def _final_upsampling(core: onnx.ModelProto, height: int | str, width: int | str
+                      ) -> tuple[onnx.NodeProto, list[float]] | None:
+    """The core's last node and its H and W scales when it is a bilinear Resize of 4-D logits by whole factors to
+    the input size `height` x `width` (what the NHWC tail takes over); None otherwise (logits made at full size,
+    a crop after the Resize, a size unknown before run time)."""
+    graph = core.graph
+    last = next((n for n in graph.node if graph.output[0].name in n.output), None)
+    if last is None or last.op_type != "Resize" or helper.get_node_attr_value(last, "mode") != b"linear":
+        return None
+    small = _value_dims(core, last.input[0])
+    if not small or len(small) != 4 or not all(isinstance(d, int) and d > 0 for d in (*small[2:], height, width)):
+        return None
+    if height % small[2] or width % small[3]:
+        return None
+    return last, [height / small[2], width / small[3]]
+
+
+def _without_dead_nodes(nodes: list[onnx.NodeProto], needed: set[str]) -> list[onnx.NodeProto]:
+    """`nodes` less those whose outputs nothing else uses and `needed` does not name (what computed the sizes of a
+    Resize taken out), in their order."""
+    kept = list(nodes)
+    while True:
+        used = needed | {t for n in kept for t in n.input}
+        alive = [n for n in kept if any(out in used for out in n.output)]
+        if len(alive) == len(kept):
+            return kept
+        kept = alive
+
+
 def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Sequence[float], num_classes: int,
                         class_filter: Sequence[int] = (), background_id: int = 0,
                         logits: bool = False) -> onnx.ModelProto:
@@ -95,9 +141,16 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         numpy_helper.from_array(np.ones(3, np.float32), PREFIX + "unit_variance"),
         numpy_helper.from_array(class_table(num_classes, class_filter, background_id), PREFIX + "class_table"),
         numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
-        numpy_helper.from_array(np.array([1], np.int64), PREFIX + "class_axis"),
-        numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"),
     ]
+    upsampling = _final_upsampling(core, height, width)
+    if upsampling is None:
+        class_axis = 1
+        constants.append(numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"))
+    else:
+        class_axis = 3
+        constants.append(numpy_helper.from_array(np.array([1.0, *upsampling[1], 1.0], np.float32),
+                                                 PREFIX + "nhwc_scales"))
+    constants.append(numpy_helper.from_array(np.array([class_axis], np.int64), PREFIX + "class_axis"))
 
     def node(op: str, inputs: list[str], output: str, **attrs) -> onnx.NodeProto:
         return helper.make_node(op, inputs, [output], name=PREFIX + output.removeprefix(PREFIX), **attrs)
@@ -107,27 +160,42 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
             node("Transpose", [t + "float"], t + "nchw", perm=[0, 3, 1, 2]),
             node("BatchNormalization", [t + "nchw", t + "scale", t + "offset", t + "zero_mean", t + "unit_variance"],
                  core_in, epsilon=0.0)]
-    tail = [node("ArgMax", [core_out], t + "argmax", axis=1, keepdims=0),
-            node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
-            node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),
-            node("Unsqueeze", [t + "argmax", t + "class_axis"], t + "argmax_nchw"),
-            node("GatherElements", [core_out, t + "argmax_nchw"], t + "peak", axis=1),
-            node("Sub", [core_out, t + "peak"], t + "shifted"),
-            node("Exp", [t + "shifted"], t + "exp"),
-            node("Conv", [t + "exp", t + "ones"], t + "partition"),
-            node("Squeeze", [t + "partition", t + "class_axis"], t + "partition_nhw"),
-            node("Div", [t + "255", t + "partition_nhw"], t + "confidence_float"),
-            node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
+    core_nodes, core_initializers, scores, nhwc = list(graph.node), list(graph.initializer), core_out, []
+    if upsampling is None:   # the sum over classes of NCHW: a 1x1 convolution of ones (module docstring)
+        partition = [node("Conv", [t + "exp", t + "ones"], t + "partition"),
+                     node("Squeeze", [t + "partition", t + "class_axis"], t + "partition_nhw")]
+    else:                    # the Resize moves into the tail; what only it needed goes
+        resize, scores = upsampling[0], t + "logits_nhwc"
+        core_nodes = _without_dead_nodes([n for n in core_nodes if n is not resize], {resize.input[0]})
+        used = {name for n in core_nodes for name in n.input}
+        core_initializers = [i for i in core_initializers if i.name in used]
+        nhwc = [node("Transpose", [resize.input[0]], t + "small_logits_nhwc", perm=[0, 2, 3, 1]),
+                node("Resize", [t + "small_logits_nhwc", "", t + "nhwc_scales"], scores)]
+        nhwc[-1].attribute.extend(resize.attribute)
+        partition = [node("ReduceSum", [t + "exp", t + "class_axis"], t + "partition_nhw", keepdims=0)]
+    tail = nhwc + [
+        node("ArgMax", [scores], t + "argmax", axis=class_axis, keepdims=0),
+        node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
+        node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),
+        node("Unsqueeze", [t + "argmax", t + "class_axis"], t + "argmax_at_class_axis"),
+        node("GatherElements", [scores, t + "argmax_at_class_axis"], t + "peak", axis=class_axis),
+        node("Sub", [scores, t + "peak"], t + "shifted"),
+        node("Exp", [t + "shifted"], t + "exp"),
+        *partition,
+        node("Div", [t + "255", t + "partition_nhw"], t + "confidence_float"),
+        node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
     outputs = [helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, height, width])
                for name in (LABELS, CONFIDENCE)]
-    if logits:
-        if core_out != LOGITS:
+    if logits:   # NCHW as the core gave them (a full-size transpose, in this evaluation graph only)
+        if upsampling is not None:   # the core's Resize, which made core_out, is gone
+            tail.append(node("Transpose", [scores], LOGITS, perm=[0, 3, 1, 2]))
+        elif core_out != LOGITS:
             tail.append(node("Identity", [core_out], LOGITS))
         outputs.append(helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [batch, num_classes, height, width]))
     composed = helper.make_graph(
-        head + list(graph.node) + tail, graph.name or "bisegunet",
+        head + core_nodes + tail, graph.name or "bisegunet",
         [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, [batch, height, width, 3])],
-        outputs, list(graph.initializer) + constants)
+        outputs, core_initializers + constants)
     model = helper.make_model(composed, opset_imports=list(core.opset_import), producer_name="bisegunet-export")
     model.ir_version = core.ir_version
     return model
@@ -146,15 +214,28 @@ def float_core(model: onnx.ModelProto) -> onnx.ModelProto:
     if len(argmax) != 1 or len(core_inputs) != 1:
         raise ValueError(f"not a graph composed by bisegunet-export: {len(argmax)} {PREFIX}ArgMax node(s), "
                          f"{len(core_inputs)} tensor(s) from the {PREFIX} head into the network")
+    initializers = {i.name: i for i in graph.initializer}
+    logits, extra = argmax[0].input[0], []
+    nhwc = [n for n in io_nodes if n.op_type == "Resize"]
+    if nhwc:   # the tail upsampled in NHWC: give the network its NCHW Resize back
+        producer = {out: n for n in io_nodes for out in n.output}
+        small = producer[nhwc[0].input[0]].input[0]
+        scales = numpy_helper.to_array(initializers[nhwc[0].input[2]])[[0, 3, 1, 2]]
+        taken = {t for n in core_nodes for t in (*n.input, *n.output)}
+        logits = LOGITS if LOGITS not in taken else small + "_upsampled"
+        extra = [numpy_helper.from_array(scales.astype(np.float32), logits + "_scales")]
+        resize = helper.make_node("Resize", [small, "", logits + "_scales"], [logits], name=logits + "_upsampling")
+        resize.attribute.extend(nhwc[0].attribute)
+        core_nodes.append(resize)
     used = {t for n in core_nodes for t in n.input}
     pixels = next(i for i in graph.input if i.name == INPUT)
     batch, height, width, _ = _dims(pixels)
-    num_classes = next(len(numpy_helper.to_array(i)) for i in graph.initializer if i.name == PREFIX + "class_table")
+    num_classes = len(numpy_helper.to_array(initializers[PREFIX + "class_table"]))
     core = helper.make_graph(
         core_nodes, graph.name,
         [helper.make_tensor_value_info(core_inputs.pop(), TensorProto.FLOAT, [batch, 3, height, width])],
-        [helper.make_tensor_value_info(argmax[0].input[0], TensorProto.FLOAT, [batch, num_classes, height, width])],
-        [i for i in graph.initializer if i.name in used])
+        [helper.make_tensor_value_info(logits, TensorProto.FLOAT, [batch, num_classes, height, width])],
+        [i for i in graph.initializer if i.name in used] + extra)
     result = helper.make_model(core, opset_imports=list(model.opset_import), producer_name=model.producer_name)
     result.ir_version = model.ir_version
     return result
