@@ -163,17 +163,19 @@ def markdown(result: dict, command: str) -> str:
               "nodes, left out of quantization); ms summed over kernels (layout reorders count with the network). The "
               "profiler adds its own cost to every node, so a graph of many small nodes sums to more than it takes "
               "untraced: read the shares within a row, and the timings above for FP32 against INT8. INT8 bound: "
-              "the speed-up INT8 would reach if its network took no time at all, the FP32 graph's profiled total "
-              "over the INT8 graph's float head and tail (quantization leaves those float, so it cannot beat this).",
-              "", "| model | network size (HxW) | precision | network ms | head and tail ms | INT8 bound | "
-              "top op types (ms) |", "|---|---|---|---|---|---|---|"]
+              "about the speed-up INT8 would reach if its network took no time, the FP32 median above over the INT8 "
+              "median's float share (its head and tail's share of its own profile; the logits' upsampling counts with "
+              "the tail where the tail does it), an estimate, since the profiler's cost per node differs between the "
+              "two parts.", "", "| model | network size (HxW) | precision | network ms | head and tail ms | "
+              "INT8 bound | top op types (ms) |", "|---|---|---|---|---|---|---|"]
     for r in profiled:
         prof = r["profile"]
         top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(prof["ms_by_op"].items())[:6])
-        fp32 = next((f["profile"] for f in profiled if f["precision"] == "fp32" and f["model"] == r["model"]
+        fp32 = next((f for f in profiled if f["precision"] == "fp32" and f["model"] == r["model"]
                      and f["network"] == r["network"]), None)
-        bound = (f"{(fp32['network_ms'] + fp32['head_and_tail_ms']) / prof['head_and_tail_ms']:.1f}x"
-                 if r["precision"] == "int8" and fp32 and prof["head_and_tail_ms"] > 0 else "-")
+        float_share = prof["head_and_tail_ms"] / max(prof["network_ms"] + prof["head_and_tail_ms"], 1e-9)
+        bound = (f"{fp32['latency_ms']['median'] / (r['latency_ms']['median'] * float_share):.1f}x"
+                 if r["precision"] == "int8" and fp32 and float_share > 0 else "-")
         lines.append(f"| {r['model']} | {r['network']} | {r['precision']} | {prof['network_ms']:.1f} | "
                      f"{prof['head_and_tail_ms']:.1f} | {bound} | {top} |")
     lines += ["", f"CPU INT8 QDQ accuracy against FP32, `{Path(acc['fp32_model']).name}` and "

@@ -151,11 +151,15 @@ def test_without_build_a_mismatch_names_both_files_and_the_difference(cache, onn
     assert "gpu_name: engine has 'Orin (nvgpu)'" in text and "bisegunet-build-engine" in text
 
 
-def test_tensorrt_engine_matches_onnxruntime(onnx, tmp_path):
+@pytest.mark.parametrize("stride", [1, 4])
+def test_tensorrt_engine_matches_onnxruntime(tmp_path, stride):
+    """On the vehicle: TensorRT parses and runs the exported tail, the NCHW one and the NHWC one of a network
+    that ends in a bilinear upsampling (stride 4), as ONNX Runtime does."""
     pytest.importorskip("tensorrt", reason="TensorRT is not installed here (it comes with JetPack)")
     pytest.importorskip("pycuda", reason="pycuda is not installed here (pip install pycuda on the vehicle)")
     from bisegunet_ros.backends import load_backend
 
+    onnx = write_tiny_onnx(tmp_path / "model.onnx", stride=stride)
     trt_backend = load_backend(onnx, "tensorrt", "fp32", engine_cache_dir=tmp_path / "engines")
     ort_backend = load_backend(onnx, "onnxruntime")
     pixels = np.random.default_rng(0).integers(0, 256, (1, 32, 64, 3), dtype=np.uint8)

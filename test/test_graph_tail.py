@@ -51,43 +51,85 @@ def test_confidence_is_the_largest_softmax_probability(tmp_path, stride):
     assert not {n.op_type for n in model.graph.node} & slow
 
 
-def test_a_core_ending_in_a_bilinear_resize_is_upsampled_in_nhwc_with_the_network_labels(tmp_path):
+@pytest.mark.parametrize("mapping", ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"])
+def test_a_core_ending_in_a_bilinear_resize_is_upsampled_in_nhwc_with_the_network_labels(mapping):
     """Issue 23: the small logits change layout, not the full-size ones; the labels are the argmax of the
-    network's own NCHW logits (float_core gives the network back with its Resize) wherever the top two
-    classes are not within float rounding of each other."""
+    network's own NCHW logits (the core as given, run alone) wherever the top two classes are not within float
+    rounding of each other, for each coordinate mapping the move keeps; float_core gives that network back."""
     import onnxruntime as ort
 
     from bisegunet_training.normalisation import normalise
-    from bisegunet_training.uint8_graph import float_core
-    from tiny_onnx import MEAN, STD
+    from bisegunet_training.uint8_graph import compose_uint8_graph, float_core
+    from tiny_onnx import MEAN, STD, tiny_core, tiny_info
 
-    model = onnx.load(str(write_tiny_onnx(tmp_path / "m.onnx", stride=4)))
+    info = tiny_info()
+    core = tiny_core(info, stride=4, coordinate_transformation_mode=mapping)
+    model = compose_uint8_graph(core, MEAN, STD, len(info.classes))
     transposes = [n for n in model.graph.node if n.op_type == "Transpose"]
     assert [n.name for n in transposes] == [PREFIX + "nchw", PREFIX + "small_logits_nhwc"]   # pixels, small logits
     resize = next(n for n in model.graph.node if n.op_type == "Resize")
     assert resize.name.startswith(PREFIX) and resize.input[0] == transposes[1].output[0]
     assert {n.op_type for n in model.graph.node if not n.name.startswith(PREFIX)} == {"Conv"}
-    core = float_core(model)
-    assert [n.op_type for n in core.graph.node] == ["Conv", "Resize"]
-    onnx.checker.check_model(core, full_check=True)
     pixels = _pixels(3, seed=2)
-    logits = ort.InferenceSession(core.SerializeToString()).run(
-        None, {core.graph.input[0].name: normalise(pixels, MEAN, STD).transpose(0, 3, 1, 2).copy()})[0]
-    labels = load_backend(tmp_path / "m.onnx", "onnxruntime").infer(pixels).labels
+    feed = {"input": normalise(pixels, MEAN, STD).transpose(0, 3, 1, 2).copy()}
+    logits = ort.InferenceSession(core.SerializeToString()).run(None, feed)[0]
+    labels = ort.InferenceSession(model.SerializeToString()).run(["labels"], {"pixels": pixels})[0]
     top2 = np.sort(logits, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 1e-4
     assert clear.mean() > 0.99
     np.testing.assert_array_equal(labels[clear], logits.argmax(1)[clear])
+    back = float_core(model)
+    assert [n.op_type for n in back.graph.node] == ["Conv", "Resize"]
+    np.testing.assert_allclose(ort.InferenceSession(back.SerializeToString()).run(None, feed)[0], logits, atol=1e-5)
 
 
-def test_labels_only_graph_drops_the_confidence_branch_and_keeps_labels_and_logits(tmp_path):
-    data = write_tiny_onnx(tmp_path / "m.onnx", logits=True).read_bytes()
+@pytest.mark.parametrize("case", ["nearest", "crop_and_resize", "factor_1", "scales_off_the_sizes", "axes", "off_stride"])
+def test_a_resize_the_move_would_change_keeps_the_nchw_tail(case):
+    """What _final_upsampling refuses: the graph keeps the NCHW tail (a 1x1 convolution sums the classes) and
+    still gives the core's labels."""
+    import onnxruntime as ort
+
+    from bisegunet_training.normalisation import normalise
+    from bisegunet_training.uint8_graph import compose_uint8_graph
+    from tiny_onnx import MEAN, STD, tiny_core, tiny_info
+
+    info = tiny_info(30 if case == "off_stride" else 32, 64)
+    core = {"nearest": lambda: tiny_core(info, stride=4, mode="nearest"),
+            "crop_and_resize": lambda: tiny_core(info, stride=4, coordinate_transformation_mode="tf_crop_and_resize"),
+            "factor_1": lambda: tiny_core(info, stride=4, scales=(1, 1, 1, 1)),
+            "scales_off_the_sizes": lambda: tiny_core(info, stride=4, scales=(1, 1, 4.05, 4.02)),
+            "axes": lambda: tiny_core(info, stride=4, scales=(4, 4), axes=[2, 3]),
+            "off_stride": lambda: tiny_core(info, stride=4, scales=(1, 1, 30 / 8, 4))}[case]()
+    if case == "axes":
+        core.opset_import[0].version = 18
+    if case == "crop_and_resize":   # its roi input, all of the image
+        core.graph.initializer.append(onnx.numpy_helper.from_array(np.array([0, 0, 0, 0, 1, 1, 1, 1], np.float32),
+                                                                   "roi"))
+        core.graph.node[1].input[1] = "roi"
+    model = compose_uint8_graph(core, MEAN, STD, len(info.classes))
+    assert PREFIX + "partition" in {n.name for n in model.graph.node}            # the NCHW tail's sum
+    assert not any(n.op_type == "Resize" and n.name.startswith(PREFIX) for n in model.graph.node)
+    pixels = np.random.default_rng(3).integers(0, 256, (2, info.input_height, info.input_width, 3), np.uint8)
+    try:
+        logits = ort.InferenceSession(core.SerializeToString()).run(
+            None, {"input": normalise(pixels, MEAN, STD).transpose(0, 3, 1, 2).copy()})[0]
+    except Exception:              # a Resize that gives no input-size logits (factor 1): nothing to compare
+        return
+    if logits.shape[2:] != pixels.shape[1:3]:
+        return
+    labels = ort.InferenceSession(model.SerializeToString()).run(["labels"], {"pixels": pixels})[0]
+    np.testing.assert_array_equal(labels, logits.argmax(1))
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_labels_only_graph_drops_the_confidence_branch_and_keeps_labels_and_logits(tmp_path, stride):
+    data = write_tiny_onnx(tmp_path / "m.onnx", logits=True, stride=stride).read_bytes()
     full, pruned = onnx.load_from_string(data), onnx.load_from_string(without_output(data, "confidence"))
     onnx.checker.check_model(pruned, full_check=True)
     assert [o.name for o in pruned.graph.output] == ["labels", "logits"]
     assert {n.op_type for n in full.graph.node} - {n.op_type for n in pruned.graph.node} >= {"Exp", "GatherElements"}
-    assert {i.name for i in pruned.graph.initializer} == {i.name for i in full.graph.initializer} - {
-        PREFIX + "255", PREFIX + "ones", PREFIX + "class_axis"}
+    confidence_only = {PREFIX + "255", PREFIX + "class_axis"} | ({PREFIX + "ones"} if stride == 1 else set())
+    assert {i.name for i in pruned.graph.initializer} == {i.name for i in full.graph.initializer} - confidence_only
     assert {p.key: p.value for p in pruned.metadata_props} == {p.key: p.value for p in full.metadata_props}
     assert without_output(data, "no such output") is None
 

@@ -44,22 +44,21 @@ def _save(core: onnx.ModelProto, path: Path, info: ModelInfo, metadata: bool = T
     return path
 
 
-def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
-                    metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = (),
-                    stride: int = 1) -> Path:
-    """`stride` > 1: the convolution strides and a bilinear Resize (half-pixel, as torch's interpolate exports)
-    brings its logits back to the input size, the ending of a decoder with output_stride > 1; then
-    reference_logits no longer applies."""
-    info = info or tiny_info()
+def tiny_core(info: ModelInfo, dynamic_batch: bool = True, stride: int = 1, scales: tuple[float, ...] | None = None,
+              **resize: object) -> onnx.ModelProto:
+    """The float network: a 1x1 convolution of the normalised pixel. `stride` > 1: the convolution strides and a
+    Resize (bilinear, half-pixel as torch's interpolate exports, unless `resize` gives other attributes) brings
+    its logits back to the input size by `scales` (default: the stride), the ending of a decoder with
+    output_stride > 1; then reference_logits no longer applies."""
     weight, bias = conv_weights(len(info.classes))
     batch = "N" if dynamic_batch else 1
-    nodes = [helper.make_node("Conv", ["input", "W", "B"], ["logits"], strides=[stride, stride])]
+    nodes = [helper.make_node("Conv", ["input", "W", "B"], ["logits"])]
     inits = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")]
     if stride > 1:
         nodes = [helper.make_node("Conv", ["input", "W", "B"], ["small"], strides=[stride, stride]),
-                 helper.make_node("Resize", ["small", "", "scales"], ["logits"], mode="linear",
-                                  coordinate_transformation_mode="half_pixel")]
-        inits.append(numpy_helper.from_array(np.array([1, 1, stride, stride], np.float32), "scales"))
+                 helper.make_node("Resize", ["small", "", "scales"], ["logits"],
+                                  **{"mode": "linear", "coordinate_transformation_mode": "half_pixel", **resize})]
+        inits.append(numpy_helper.from_array(np.array(scales or [1, 1, stride, stride], np.float32), "scales"))
     graph = helper.make_graph(
         nodes, "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, info.input_height, info.input_width])],
@@ -67,8 +66,17 @@ def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bo
                                        [batch, len(info.classes), info.input_height, info.input_width])],
         inits,
     )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path, info, metadata, logits,
-                 class_filter)
+    core = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    core.ir_version = 8
+    return core
+
+
+def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
+                    metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = (),
+                    stride: int = 1) -> Path:
+    """tiny_core (`stride` as there) in the uint8 contract, with `info`'s metadata unless `metadata` is False."""
+    info = info or tiny_info()
+    return _save(tiny_core(info, dynamic_batch, stride), path, info, metadata, logits, class_filter)
 
 
 def reference_logits(pixels: np.ndarray, num_classes: int) -> np.ndarray:

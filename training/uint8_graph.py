@@ -17,7 +17,8 @@ every class's probability and every reduction over the class axis but the ArgMax
 anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
 slow (a Softmax cost most of the tail: issue 23), so m is read at the ArgMax's index
 (GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
-the class axis, in the logits' own layout: no transpose). Op choices follow TensorRT 10's rules:
+the class axis, in the logits' own layout: no transpose); in the NHWC tail below the class axis is
+the contiguous last one, and the sum there is a ReduceSum over it. Op choices follow TensorRT 10's rules:
 - TensorRT converts uint8 only to and from float32/float16 (tensorrt.DataType.UINT8: "uint8
   conversions are not supported for int8, int32, bool"), so the uint8 input is cast to float
   and the labels go through float before the final Cast to uint8;
@@ -34,10 +35,12 @@ that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
 The NHWC upsampling (issue 23: no layout transposes of full-resolution tensors): ONNX Runtime runs the
 network's convolutions in its blocked NCHWc layout, so an NCHW Resize of their output became an NCHWc
 Upsample of classes padded to a multiple of 16 and a full-resolution reorder back to NCHW for the
-ArgMax; the transpose of the small logits costs nothing next to it, and reductions over a contiguous
-last axis are the fast ones. Same interpolation (the Resize's own attributes, scales of whole factors),
-so the same labels; TensorRT resizes the innermost three axes linearly, which (H, W, C) with a scale of
-1 on C is.
+ArgMax; the transpose of the small logits is the size of the logits before upsampling, and the
+ArgMax and sums read each pixel's classes contiguously. The interpolation is the same (the Resize's own
+attributes, mappings that act per axis, the same whole-factor scales its sizes give), computed in another
+order, so the labels are the network's but where its two best classes are within float rounding
+(_final_upsampling says which Resizes qualify; others keep the NCHW tail). TensorRT resizes the
+innermost three axes linearly, which (H, W, C) with a scale of 1 on C is.
 
 The normalisation x * scale + offset is one BatchNormalization (mean 0, variance 1, epsilon 0: the
 same two float operations per element; bit for bit on ONNX Runtime's CPU, within an ulp where a
@@ -77,27 +80,43 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-def _value_dims(model: onnx.ModelProto, name: str) -> list[int | str] | None:
-    graph = onnx.shape_inference.infer_shapes(model).graph
-    found = [v for v in (*graph.value_info, *graph.output, *graph.input) if v.name == name]
-    return _dims(found[0]) if found else None
+# Resize's coordinate mappings that act on each axis alone, so the same on NCHW and NHWC (not tf_crop_and_resize)
+PER_AXIS_MAPPINGS = (b"half_pixel", b"pytorch_half_pixel", b"align_corners", b"asymmetric")
 
 
 def _final_upsampling(core: onnx.ModelProto, height: int | str, width: int | str
                       ) -> tuple[onnx.NodeProto, list[float]] | None:
-    """The core's last node and its H and W scales when it is a bilinear Resize of 4-D logits by whole factors to
-    the input size `height` x `width` (what the NHWC tail takes over); None otherwise (logits made at full size,
-    a crop after the Resize, a size unknown before run time)."""
+    """The core's last node and its H and W scales when it is a bilinear Resize of 4-D logits by whole factors > 1
+    to the input size `height` x `width`, which the NHWC tail can take over unchanged; None otherwise (logits made
+    at full size, a crop after the Resize, a size off a whole factor or unknown before run time, a Resize whose
+    scales input says other than the sizes do, attributes the move would change, subgraphs)."""
     graph = core.graph
     last = next((n for n in graph.node if graph.output[0].name in n.output), None)
-    if last is None or last.op_type != "Resize" or helper.get_node_attr_value(last, "mode") != b"linear":
+    if last is None or last.op_type != "Resize" or not isinstance(height, int) or not isinstance(width, int):
         return None
-    small = _value_dims(core, last.input[0])
-    if not small or len(small) != 4 or not all(isinstance(d, int) and d > 0 for d in (*small[2:], height, width)):
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return None       # tensors a subgraph reads from outside would escape the pruning below
+    attrs = {a.name: helper.get_attribute_value(a) for a in last.attribute}
+    if (attrs.get("mode", b"nearest") != b"linear" or "axes" in attrs
+            or attrs.get("coordinate_transformation_mode", b"half_pixel") not in PER_AXIS_MAPPINGS
+            or attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch"):
         return None
-    if height % small[2] or width % small[3]:
+    inferred = onnx.shape_inference.infer_shapes(core, data_prop=True).graph   # the sizes a Concat of Shapes gives
+    dims = {v.name: _dims(v) for v in (*inferred.value_info, *inferred.output)}
+    small, full = dims.get(last.input[0], []), dims.get(last.output[0], [])
+    if len(small) != 4 or len(full) != 4 or full[2:] != [height, width]:
         return None
-    return last, [height / small[2], width / small[3]]
+    if not all(isinstance(d, int) and d > 0 for d in small[2:]) or height % small[2] or width % small[3]:
+        return None
+    factors = [height // small[2], width // small[3]]
+    if factors == [1, 1]:
+        return None       # nothing to upsample: the tail would transpose full-size logits
+    given = {i.name: i for i in graph.initializer}.get(last.input[2] if len(last.input) > 2 else "")
+    if given is not None and numpy_helper.to_array(given).tolist() != [1.0, 1.0, *map(float, factors)]:
+        return None       # scales drive the coordinate mapping: only these are the same as the sizes
+    if given is None and len(last.input) > 2 and last.input[2] and not (len(last.input) > 3 and last.input[3]):
+        return None       # scales computed at run time
+    return last, [float(f) for f in factors]
 
 
 def _without_dead_nodes(nodes: list[onnx.NodeProto], needed: set[str]) -> list[onnx.NodeProto]:
@@ -130,7 +149,7 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     core_in, core_out = inputs[0].name, graph.output[0].name
     batch, _, height, width = _dims(inputs[0])
     taken = {t for n in graph.node for t in (*n.input, *n.output)} | initializers | {core_in}
-    clash = taken & {INPUT, LABELS, CONFIDENCE, PREFIX + "scale"} - {core_out}
+    clash = taken & ({INPUT, LABELS, CONFIDENCE, PREFIX + "scale"} | ({LOGITS} if logits else set())) - {core_out}
     if clash:
         raise ValueError(f"the core already uses the names {sorted(clash)}")
     scale, offset = scale_offset(mean, std)
