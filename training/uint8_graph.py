@@ -7,7 +7,8 @@
                    -> confidence uint8 (N, H, W)
     where the core ends in a bilinear Resize of smaller logits (a decoder stopping at output_stride > 1,
     torchvision's heads), the tail takes that Resize over in NHWC:
-    small logits -> Transpose (NHWC) -> Resize -> the same tail along the last axis (ReduceSum for the sum)
+    small logits -> Transpose (NHWC) -> Resize -> logits -> ArgMax (last axis) -> Gather -> Cast -> labels
+    logits -> Softmax (last axis) -> ReduceMax -> x 255 -> Cast -> confidence
 
 The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
 so one function gives every model the same head and tail. The confidence is the largest softmax
@@ -17,8 +18,9 @@ every class's probability and every reduction over the class axis but the ArgMax
 anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
 slow (a Softmax cost most of the tail: issue 23), so m is read at the ArgMax's index
 (GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
-the class axis, in the logits' own layout: no transpose); in the NHWC tail below the class axis is
-the contiguous last one, and the sum there is a ReduceSum over it. Op choices follow TensorRT 10's rules:
+the class axis, in the logits' own layout: no transpose). In the NHWC tail below the class axis is
+the contiguous last one, where ONNX Runtime's Softmax is one pass over each pixel's classes, so
+the confidence is the definition itself, the Softmax's largest probability (ReduceMax). Op choices follow TensorRT 10's rules:
 - TensorRT converts uint8 only to and from float32/float16 (tensorrt.DataType.UINT8: "uint8
   conversions are not supported for int8, int32, bool"), so the uint8 input is cast to float
   and the labels go through float before the final Cast to uint8;
@@ -162,14 +164,17 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
     ]
     upsampling = _final_upsampling(core, height, width)
+    opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
     if upsampling is None:
         class_axis = 1
-        constants.append(numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"))
+        constants += [numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"),
+                      numpy_helper.from_array(np.array([class_axis], np.int64), PREFIX + "class_axis")]
     else:
         class_axis = 3
         constants.append(numpy_helper.from_array(np.array([1.0, *upsampling[1], 1.0], np.float32),
                                                  PREFIX + "nhwc_scales"))
-    constants.append(numpy_helper.from_array(np.array([class_axis], np.int64), PREFIX + "class_axis"))
+        if opset >= 18:   # ReduceMax's axes became an input
+            constants.append(numpy_helper.from_array(np.array([class_axis], np.int64), PREFIX + "class_axis"))
 
     def node(op: str, inputs: list[str], output: str, **attrs) -> onnx.NodeProto:
         return helper.make_node(op, inputs, [output], name=PREFIX + output.removeprefix(PREFIX), **attrs)
@@ -180,10 +185,7 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
             node("BatchNormalization", [t + "nchw", t + "scale", t + "offset", t + "zero_mean", t + "unit_variance"],
                  core_in, epsilon=0.0)]
     core_nodes, core_initializers, scores, nhwc = list(graph.node), list(graph.initializer), core_out, []
-    if upsampling is None:   # the sum over classes of NCHW: a 1x1 convolution of ones (module docstring)
-        partition = [node("Conv", [t + "exp", t + "ones"], t + "partition"),
-                     node("Squeeze", [t + "partition", t + "class_axis"], t + "partition_nhw")]
-    else:                    # the Resize moves into the tail; what only it needed goes
+    if upsampling is not None:   # the Resize moves into the tail; what only it needed goes
         resize, scores = upsampling[0], t + "logits_nhwc"
         core_nodes = _without_dead_nodes([n for n in core_nodes if n is not resize], {resize.input[0]})
         used = {name for n in core_nodes for name in n.input}
@@ -191,18 +193,25 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         nhwc = [node("Transpose", [resize.input[0]], t + "small_logits_nhwc", perm=[0, 2, 3, 1]),
                 node("Resize", [t + "small_logits_nhwc", "", t + "nhwc_scales"], scores)]
         nhwc[-1].attribute.extend(resize.attribute)
-        partition = [node("ReduceSum", [t + "exp", t + "class_axis"], t + "partition_nhw", keepdims=0)]
-    tail = nhwc + [
-        node("ArgMax", [scores], t + "argmax", axis=class_axis, keepdims=0),
-        node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
-        node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8),
-        node("Unsqueeze", [t + "argmax", t + "class_axis"], t + "argmax_at_class_axis"),
-        node("GatherElements", [scores, t + "argmax_at_class_axis"], t + "peak", axis=class_axis),
-        node("Sub", [scores, t + "peak"], t + "shifted"),
-        node("Exp", [t + "shifted"], t + "exp"),
-        *partition,
-        node("Div", [t + "255", t + "partition_nhw"], t + "confidence_float"),
-        node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
+    labels = [node("ArgMax", [scores], t + "argmax", axis=class_axis, keepdims=0),
+              node("Gather", [t + "class_table", t + "argmax"], t + "label_float", axis=0),
+              node("Cast", [t + "label_float"], LABELS, to=TensorProto.UINT8)]
+    if upsampling is None:   # NCHW: no reduction over the class axis but the ArgMax (module docstring)
+        confidence = [
+            node("Unsqueeze", [t + "argmax", t + "class_axis"], t + "argmax_nchw"),
+            node("GatherElements", [scores, t + "argmax_nchw"], t + "peak", axis=class_axis),
+            node("Sub", [scores, t + "peak"], t + "shifted"),
+            node("Exp", [t + "shifted"], t + "exp"),
+            node("Conv", [t + "exp", t + "ones"], t + "partition"),
+            node("Squeeze", [t + "partition", t + "class_axis"], t + "partition_nhw"),
+            node("Div", [t + "255", t + "partition_nhw"], t + "confidence_float")]
+    else:                    # NHWC: the class axis is the contiguous last one, where Softmax is one pass
+        confidence = [node("Softmax", [scores], t + "probabilities", axis=class_axis),
+                      node("ReduceMax", [t + "probabilities", t + "class_axis"], t + "peak", keepdims=0)
+                      if opset >= 18 else
+                      node("ReduceMax", [t + "probabilities"], t + "peak", axes=[class_axis], keepdims=0),
+                      node("Mul", [t + "peak", t + "255"], t + "confidence_float")]
+    tail = nhwc + labels + confidence + [node("Cast", [t + "confidence_float"], CONFIDENCE, to=TensorProto.UINT8)]
     outputs = [helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, height, width])
                for name in (LABELS, CONFIDENCE)]
     if logits:   # NCHW as the core gave them (a full-size transpose, in this evaluation graph only)
