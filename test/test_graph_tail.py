@@ -25,12 +25,12 @@ def _softmax_max(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).max(1)
 
 
-@pytest.mark.parametrize("stride", [1, 4])
-def test_confidence_is_the_largest_softmax_probability(tmp_path, stride):
+@pytest.mark.parametrize("stride, opset", [(1, 17), (4, 17), (4, 18)])
+def test_confidence_is_the_largest_softmax_probability(tmp_path, stride, opset):
     """Within 1e-5 of numpy's float64 softmax-max before the uint8 rounding, on logits spread over
     tens of units (weights x 8), and truncated x 255 after it; logits made at full size (stride 1) and
-    upsampled from stride 4 (the NHWC tail)."""
-    path = write_tiny_onnx(tmp_path / "m.onnx", logits=True, stride=stride)
+    upsampled from stride 4 (the NHWC tail; its ReduceMax takes its axes as an input from opset 18)."""
+    path = write_tiny_onnx(tmp_path / "m.onnx", logits=True, stride=stride, opset=opset)
     model = onnx.load(str(path))
     for init in model.graph.initializer:
         if init.name == "W":
@@ -150,8 +150,8 @@ def test_backend_without_confidence_gives_the_same_labels_and_no_confidence(tmp_
 
 
 def test_a_model_with_the_softmax_tail_of_earlier_exports_still_runs(tmp_path):
-    """Files exported before the tail changed (Softmax -> ReduceMax -> x 255) load, give the same outputs
-    and prune to the same labels-only graph."""
+    """Files exported before the tail changed (Softmax over NCHW's class axis -> ReduceMax -> x 255) load, give
+    the same outputs and prune to the same labels-only graph."""
     path = write_tiny_onnx(tmp_path / "m.onnx")
     new = load_backend(path, "onnxruntime").infer(_pixels())
     model = onnx.load(str(path))

@@ -45,7 +45,7 @@ def _save(core: onnx.ModelProto, path: Path, info: ModelInfo, metadata: bool = T
 
 
 def tiny_core(info: ModelInfo, dynamic_batch: bool = True, stride: int = 1, scales: tuple[float, ...] | None = None,
-              **resize: object) -> onnx.ModelProto:
+              opset: int = 17, **resize: object) -> onnx.ModelProto:
     """The float network: a 1x1 convolution of the normalised pixel. `stride` > 1: the convolution strides and a
     Resize (bilinear, half-pixel as torch's interpolate exports, unless `resize` gives other attributes) brings
     its logits back to the input size by `scales` (default: the stride), the ending of a decoder with
@@ -66,17 +66,18 @@ def tiny_core(info: ModelInfo, dynamic_batch: bool = True, stride: int = 1, scal
                                        [batch, len(info.classes), info.input_height, info.input_width])],
         inits,
     )
-    core = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    core = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     core.ir_version = 8
     return core
 
 
 def write_tiny_onnx(path: Path, info: ModelInfo | None = None, dynamic_batch: bool = True,
                     metadata: bool = True, logits: bool = False, class_filter: tuple[int, ...] = (),
-                    stride: int = 1) -> Path:
-    """tiny_core (`stride` as there) in the uint8 contract, with `info`'s metadata unless `metadata` is False."""
+                    stride: int = 1, opset: int = 17) -> Path:
+    """tiny_core (`stride`, `opset` as there) in the uint8 contract, with `info`'s metadata unless `metadata` is
+    False."""
     info = info or tiny_info()
-    return _save(tiny_core(info, dynamic_batch, stride), path, info, metadata, logits, class_filter)
+    return _save(tiny_core(info, dynamic_batch, stride, opset=opset), path, info, metadata, logits, class_filter)
 
 
 def reference_logits(pixels: np.ndarray, num_classes: int) -> np.ndarray:

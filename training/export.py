@@ -136,7 +136,7 @@ def rewrap_float_onnx(source: str | Path, out: str | Path, logits: bool = False)
     """An exported file re-wrapped in this version's uint8 contract, metadata and class filter kept:
     a format-1 file (float NCHW input, float logits) as it is, a format-2 file by its float network
     (uint8_graph.float_core) with today's head and tail (files exported before issue 23 compute
-    the confidence with a Softmax).
+    the confidence with a Softmax over NCHW's class axis).
 
     For shipped models whose checkpoint is gone: the file carries its mean/std, so nothing is lost.
     The TensorRT op check applies when the source passed it (not to torchvision's HardSwish models).

@@ -12,7 +12,7 @@
 
 The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
 so one function gives every model the same head and tail. The confidence is the largest softmax
-probability written without a Softmax: softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with
+probability; in the NCHW tail it is written without a Softmax: softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with
 m = max_j l_j, so at k = argmax it is exactly 1 / sum_j exp(l_j - m). That skips the division of
 every class's probability and every reduction over the class axis but the ArgMax the labels need
 anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
@@ -27,9 +27,9 @@ the confidence is the definition itself, the Softmax's largest probability (Redu
 - ArgMax takes FP32/FP16 and gives indices (int64 in ONNX, int32 inside TensorRT); a Gather of a
   float class table by those indices turns them into float class ids and applies the class
   filter fixed at export in the same step (the identity table when there is none);
-- float -> uint8 Cast truncates towards zero in TensorRT and ONNX Runtime alike; 255 / sum is
-  within [255 / C, 255] (sum >= 1: its largest term is exp(0)), so truncation is the whole
-  rounding rule (as numpy's astype).
+- float -> uint8 Cast truncates towards zero in TensorRT and ONNX Runtime alike; 255 / sum (NCHW)
+  and 255 x the largest probability (NHWC) are within [255 / C, 255] (sum >= 1: its largest term
+  is exp(0)), so truncation is the whole rounding rule (as numpy's astype).
 Every op is in training/tensorrt_onnx_ops.txt. Nodes added here are named `uint8_io/...`, so
 the quantizer can leave them in float; the confidence branch feeds nothing else, so a runtime
 that needs no confidence can drop it (bisegunet_ros/onnx_wire.py).
@@ -38,7 +38,7 @@ The NHWC upsampling (issue 23: no layout transposes of full-resolution tensors):
 network's convolutions in its blocked NCHWc layout, so an NCHW Resize of their output became an NCHWc
 Upsample of classes padded to a multiple of 16 and a full-resolution reorder back to NCHW for the
 ArgMax; the transpose of the small logits is the size of the logits before upsampling, and the
-ArgMax and sums read each pixel's classes contiguously. The interpolation is the same (the Resize's own
+ArgMax and the Softmax read each pixel's classes contiguously. The interpolation is the same (the Resize's own
 attributes, mappings that act per axis, the same whole-factor scales its sizes give), computed in another
 order, so the labels are the network's but where its two best classes are within float rounding
 (_final_upsampling says which Resizes qualify; others keep the NCHW tail). TensorRT resizes the
@@ -164,7 +164,10 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
         numpy_helper.from_array(np.array(255.0, np.float32), PREFIX + "255"),
     ]
     upsampling = _final_upsampling(core, height, width)
-    opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
+    opset = next((o.version for o in core.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        raise ValueError(f"the core's ONNX opset is {opset or 'missing'}; the head and tail need 13 or later "
+                         "(axes as inputs): re-export the network")
     if upsampling is None:
         class_axis = 1
         constants += [numpy_helper.from_array(np.ones((1, num_classes, 1, 1), np.float32), PREFIX + "ones"),
