@@ -85,7 +85,8 @@ def test_a_core_ending_in_a_bilinear_resize_is_upsampled_in_nhwc_with_the_networ
     np.testing.assert_allclose(ort.InferenceSession(back.SerializeToString()).run(None, feed)[0], logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["nearest", "crop_and_resize", "factor_1", "scales_off_the_sizes", "axes", "off_stride"])
+@pytest.mark.parametrize("case", ["nearest", "crop_and_resize", "factor_1", "scales_off_the_sizes", "axes",
+                                  "off_stride"])
 def test_a_resize_the_move_would_change_keeps_the_nchw_tail(case):
     """What _final_upsampling refuses: the graph keeps the NCHW tail (a 1x1 convolution sums the classes) and
     still gives the core's labels."""

@@ -12,15 +12,16 @@
 
 The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a torchvision peer),
 so one function gives every model the same head and tail. The confidence is the largest softmax
-probability; in the NCHW tail it is written without a Softmax: softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with
-m = max_j l_j, so at k = argmax it is exactly 1 / sum_j exp(l_j - m). That skips the division of
-every class's probability and every reduction over the class axis but the ArgMax the labels need
+probability; in the NCHW tail it is written without a Softmax:
+softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with m = max_j l_j, so at k = argmax it is exactly
+1 / sum_j exp(l_j - m). That skips the division of every class's probability and every reduction over the class axis but the ArgMax the labels need
 anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
 slow (a Softmax cost most of the tail: issue 23), so m is read at the ArgMax's index
 (GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
 the class axis, in the logits' own layout: no transpose). In the NHWC tail below the class axis is
 the contiguous last one, where ONNX Runtime's Softmax is one pass over each pixel's classes, so
-the confidence is the definition itself, the Softmax's largest probability (ReduceMax). Op choices follow TensorRT 10's rules:
+the confidence is the definition itself, the Softmax's largest probability (ReduceMax).
+Op choices follow TensorRT 10's rules:
 - TensorRT converts uint8 only to and from float32/float16 (tensorrt.DataType.UINT8: "uint8
   conversions are not supported for int8, int32, bool"), so the uint8 input is cast to float
   and the labels go through float before the final Cast to uint8;
@@ -38,9 +39,9 @@ The NHWC upsampling (issue 23: no layout transposes of full-resolution tensors):
 network's convolutions in its blocked NCHWc layout, so an NCHW Resize of their output became an NCHWc
 Upsample of classes padded to a multiple of 16 and a full-resolution reorder back to NCHW for the
 ArgMax; the transpose of the small logits is the size of the logits before upsampling, and the
-ArgMax and the Softmax read each pixel's classes contiguously. The interpolation is the same (the Resize's own
-attributes, mappings that act per axis, the same whole-factor scales its sizes give), computed in another
-order, so the labels are the network's but where its two best classes are within float rounding
+ArgMax and the Softmax read each pixel's classes contiguously. The interpolation is the same (the
+Resize's own attributes, mappings that act per axis, the same whole-factor scales its sizes give),
+computed in another order, so the labels are the network's but where its two best classes are within float rounding
 (_final_upsampling says which Resizes qualify; others keep the NCHW tail). TensorRT resizes the
 innermost three axes linearly, which (H, W, C) with a scale of 1 on C is.
 
