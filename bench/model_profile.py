@@ -23,8 +23,8 @@ from bisegunet_training.profile import profile
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(512, 1024), (1024, 2048)]
-SHIPPED = {"fp32": ROOT / "models" / f"{SHIPPED_MODEL}.onnx", "int8": ROOT / "models" / f"{SHIPPED_MODEL}.int8.onnx",
-           "packed": ROOT / "models" / f"{SHIPPED_MODEL}.packed.bin"}
+SHIPPED = {kind: (ROOT / "models" / SHIPPED_MODEL).with_suffix(suffix)
+           for kind, suffix in (("fp32", ".onnx"), ("int8", ".int8.onnx"), ("packed", ".packed.bin"))}
 EXPORTED_PRESETS = ("fast", "tiny", "small")     # `paper` (750 MB as FP32) is profiled, not written
 # The paper's Table 3 (Cityscapes), quoted, not measured here: FLOPs (G), memory (MB), parameters (M).
 PAPER_TABLE3 = {
@@ -66,7 +66,8 @@ def main() -> int:
     results = [profile(preset, h, w) for preset in ("fast", "tiny", "small", "paper") for h, w in SIZES]
     with tempfile.TemporaryDirectory() as folder:
         files = [exported_sizes(preset, Path(folder)) for preset in EXPORTED_PRESETS]
-    shipped = {"model": f"{ModelInfo.from_onnx(SHIPPED['fp32']).preset} (shipped, models/)", **file_sizes(SHIPPED["fp32"], SHIPPED["packed"], SHIPPED["int8"])}
+    shipped = {"model": f"{ModelInfo.from_onnx(SHIPPED['fp32']).preset} (shipped, models/)",
+               **file_sizes(SHIPPED["fp32"], SHIPPED["packed"], SHIPPED["int8"])}
     lines = markdown_header("Model profile: our presets and the paper's Table 3", "python -m bench.model_profile",
                             describe())
     lines += ["Ours: counted by `bisegunet-profile` (training/profile.py) on the meta device. **Both operation "

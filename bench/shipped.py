@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bag = held_out_bag_score(model, args.frames, Path(tmp))
     record = {**test, "checkpoint": f"{args.run_dir.name}/best.pt", "command": state["command"],
-              "commit": state["commit"], "onnx": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model), "onnx_sha256": sha256_of(model),
-              "held_out_bag": bag}
+              "commit": state["commit"], "onnx": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model),
+              "onnx_sha256": sha256_of(model), "held_out_bag": bag}
     mismatch = record_mismatch(ROOT, record)
     if mismatch:
         raise SystemExit(f"{model} is not the export of {args.run_dir / 'best.pt'}: {mismatch}")

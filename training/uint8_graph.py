@@ -14,9 +14,10 @@ The core is whatever `torch.onnx.export` wrote for the network (BiSegUNet or a t
 so one function gives every model the same head and tail. The confidence is the largest softmax
 probability; in the NCHW tail it is written without a Softmax:
 softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with m = max_j l_j, so at k = argmax it is exactly
-1 / sum_j exp(l_j - m). That skips the division of every class's probability and every reduction over the class axis but the ArgMax the labels need
-anyway: ONNX Runtime's Softmax, ReduceMax and ReduceSum over the class axis of NCHW logits are
-slow (a Softmax cost most of the tail: issue 23), so m is read at the ArgMax's index
+1 / sum_j exp(l_j - m). That skips the division of every class's probability and every reduction
+over the class axis but the ArgMax the labels need anyway: ONNX Runtime's Softmax, ReduceMax and
+ReduceSum over the class axis of NCHW logits are slow (a Softmax cost most of the tail: issue 23),
+so m is read at the ArgMax's index
 (GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
 the class axis, in the logits' own layout: no transpose). In the NHWC tail below the class axis is
 the contiguous last one, where ONNX Runtime's Softmax is one pass over each pixel's classes, so
