@@ -85,13 +85,29 @@ def profiled(path: Path, threads: int) -> dict:
 
 def random_state(preset: str, overrides: list[str] = (), binarized: bool = True):
     """An untrained model of `preset` (with key=value overrides; binary layers binarized unless `binarized` is
-    False) and the checkpoint fields export needs (training's defaults)."""
+    False) and the checkpoint fields export needs (training's defaults).
+
+    Its BatchNorm statistics and affine parameters are drawn at random, so that the biases folded into
+    the convolutions differ from each other and from zero as a trained network's do: with a fresh
+    BatchNorm every folded bias is zero, ONNX Runtime's pre-processing in bisegunet-quantize shares
+    the one zero tensor between convolutions, and the CPU INT8 model's float convolutions then read a
+    dequantized bias and lose ONNX Runtime's NCHWc kernel, a graph no trained model gives."""
+    import torch
+
     from bisegunet_ros.classes import CITYSCAPES
     from bisegunet_training.model import build_model, load_model_config, set_binarized
     from bisegunet_training.train_config import DataConfig
 
     cfg = load_model_config(preset, overrides)
     model = build_model(cfg).eval()
+    generator = torch.Generator().manual_seed(0)
+    for norm in (m for m in model.modules() if getattr(m, "running_var", None) is not None):   # BatchNorm*d
+        n = norm.num_features
+        norm.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+        norm.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+        if norm.affine:
+            norm.weight.data.copy_(0.5 + torch.rand(n, generator=generator))
+            norm.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
     set_binarized(model, binarized)
     data = DataConfig()
     return model, {"model_config": asdict(cfg), "data": {"mean": data.mean, "std": data.std,

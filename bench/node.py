@@ -72,16 +72,10 @@ class FloatLogitsPath:
     """
 
     def __init__(self, core: Path, mean, std, num_classes: int):
-        import onnxruntime as ort
-
+        from bisegunet_ros.backends.onnxruntime_backend import inference_session, session_options
         from bisegunet_training.normalisation import scale_offset
 
-        options = ort.SessionOptions()          # the settings of bisegunet_ros' ONNX Runtime backend
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(core), options, providers=["CPUExecutionProvider"])
+        self.session = inference_session(str(core), session_options(0))   # the backend's settings
         shape = self.session.get_inputs()[0].shape
         self.height, self.width = shape[2], shape[3]
         self.scale, self.offset = scale_offset(mean, std)

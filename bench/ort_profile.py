@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import onnxruntime as ort
 
-from bisegunet_ros.backends.onnxruntime_backend import session_options
+from bisegunet_ros.backends.onnxruntime_backend import inference_session, session_options
 
 
 class KernelTime(NamedTuple):
@@ -29,7 +28,7 @@ def kernel_times(model: bytes | str, feed: dict, threads: int, tmp: Path) -> lis
     options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = str(tmp / "profile")
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = inference_session(model, options)
     session.run(None, feed)
     session.run(None, feed)
     events = json.loads(Path(session.end_profiling()).read_text())

@@ -33,12 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from bench.machine import STARTED, markdown_header, write_run
 from bench.ort_profile import by_op, kernel_times, ms_by
 from bench.stats import spread
-from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
+from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, inference_session, session_options
 from bisegunet_ros.onnx_wire import without_output
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +71,7 @@ def export_graphs(preset: str, height: int, width: int, tmp: Path) -> tuple[Path
 
 def callables(bare: Path, exported: Path, threads: int) -> dict:
     """One zero-argument call per graph, inputs made once."""
-    session = ort.InferenceSession(str(bare), session_options(threads), providers=["CPUExecutionProvider"])
+    session = inference_session(str(bare), session_options(threads))
     shape = session.get_inputs()[0].shape
     normalised = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     backend = OnnxRuntimeBackend(exported, threads=threads)

@@ -249,6 +249,16 @@ def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_bes
     cpu = tmp_path / "tiny.int8-cpu.onnx"
     assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(tensorrt)))
     assert_cpu_int8_runs_integer_convolutions(cpu)
+    from bisegunet_training.quantize import float_convolutions, integer_convolutions
+
+    left_float = float_convolutions(onnx.load(str(exported)).graph)
+    assert len(left_float) == 4                  # tiny's 7x7 stem stream and dilated 7x7 branches under 16 channels
+    integer, total = integer_convolutions(cpu)
+    assert integer == total - len(left_float)    # only those float: ONNX Runtime does not quantize them again
+    graph = onnx.load(str(tensorrt)).graph       # TensorRT's model quantizes every convolution of the network
+    producer = {o: n for n in graph.node for o in n.output}
+    assert all(producer[n.input[1]].op_type == "DequantizeLinear" for n in graph.node
+               if n.op_type == "Conv" and not n.name.startswith("uint8_io/"))
     zero_points = [i for i in onnx.load(str(cpu)).graph.initializer if i.data_type == onnx.TensorProto.UINT8]
     assert zero_points and any(numpy_helper.to_array(z).any() for z in zero_points)   # asymmetric activations
     backend = load_backend(tensorrt, "onnxruntime")

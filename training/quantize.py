@@ -17,7 +17,9 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
   wants uint8 activations): on a CPU this model runs mostly float convolutions between Q/DQ pairs.
 - cpu: asymmetric uint8 activations and int32 biases, Q/DQ on every quantized op's inputs and
   outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
-  kernels; VNNI where the CPU has it).
+  kernels; VNNI where the CPU has it), but for the few convolutions its integer kernel runs slower
+  than its float one, left float (`float_convolutions`; the backend keeps ONNX Runtime from
+  quantizing them again, onnxruntime_backend.DISABLED_OPTIMIZERS).
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
 which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
 model's input size through the model's own graph (model format 2), so its normalisation is the
@@ -35,11 +37,10 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
-from onnxruntime import InferenceSession
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from bisegunet_ros.backends.onnxruntime_backend import session_options
+from bisegunet_ros.backends.onnxruntime_backend import inference_session, session_options
 from bisegunet_ros.cli_args import COUNT
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
@@ -54,6 +55,7 @@ QDQ_OPTIONS = {"tensorrt": {"ActivationSymmetric": True, "WeightSymmetric": True
                "cpu": {"ActivationSymmetric": False, "WeightSymmetric": True}}
 ACTIVATION_TYPE = {"tensorrt": QuantType.QInt8, "cpu": QuantType.QUInt8}
 INTEGER_CONVS, FLOAT_CONVS = ("QLinearConv", "ConvInteger"), ("Conv", "FusedConv")
+FLOAT_CONV_MIN_KERNEL_AREA, FLOAT_CONV_MIN_OUT_CHANNELS = 49, 16     # float_convolutions, CPU target only
 
 
 class SceneReader(CalibrationDataReader):
@@ -81,6 +83,18 @@ def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
     return names
 
 
+def float_convolutions(graph: onnx.GraphProto) -> list[str]:
+    """The convolutions the CPU model leaves float: a kernel of at least 7x7 with fewer than 16 output
+    channels (the dilated 7x7 branch of the Capacity Blocks at full and half resolution, the stem's
+    7x7 stream). ONNX Runtime's QLinearConv copies C_in x k x k bytes per output pixel (im2col) for a
+    GEMM that packs output channels 16 at a time, so with a big kernel and few outputs the copy
+    outweighs the integer arithmetic and its float NCHWc convolution is faster (docs/backends.md)."""
+    weights = {w.name: w.dims for w in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "Conv" and len(weights.get(n.input[1], ())) == 4
+            and weights[n.input[1]][2] * weights[n.input[1]][3] >= FLOAT_CONV_MIN_KERNEL_AREA
+            and weights[n.input[1]][0] < FLOAT_CONV_MIN_OUT_CHANNELS]
+
+
 def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001,
              target: str = "tensorrt") -> Path:
     """Write the INT8 QDQ model for `target` ("tensorrt" or "cpu"); calibration scenes come from a seed no
@@ -93,13 +107,15 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
-    io_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
+    float_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
+    if target == "cpu":
+        float_nodes += float_convolutions(model.graph)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
         quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=ACTIVATION_TYPE[target],
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=io_nodes,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_nodes,
                         extra_options=QDQ_OPTIONS[target])
     quantized = onnx.load(str(out))
     props.update({PREFIX + "precision": json.dumps("int8"), PREFIX + "int8_target": json.dumps(target)})
@@ -118,7 +134,7 @@ def integer_convolutions(onnx_path: str | Path) -> tuple[int, int]:
         options = session_options(1)
         options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
         options.log_severity_level = 3        # not the warning that an NCHWc-optimised file is machine-specific
-        InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        inference_session(str(onnx_path), options)
         nodes = onnx.load(options.optimized_model_filepath).graph.node
     convs = [n.op_type for n in nodes
              if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]

@@ -15,6 +15,21 @@ from .base import Backend, InferenceOutputs
 log = logging.getLogger(__name__)
 
 
+# The CPU INT8 model leaves a few convolutions float on purpose, where ONNX Runtime's integer kernel is
+# the slower one (training/quantize.py, `float_convolutions`); its WeightBiasQuantization pass would
+# quantize their weights again, per tensor, because a DequantizeLinear feeds them. Releases without
+# the pass ignore the name.
+DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
+
+
+def inference_session(model: bytes | str, options: ort.SessionOptions,
+                      providers: list[str] | None = None) -> ort.InferenceSession:
+    """A session as this backend makes it: `options` (session_options, perhaps with profiling or a file
+    for the optimised graph added) and all graph optimisations but DISABLED_OPTIMIZERS."""
+    return ort.InferenceSession(model, options, providers=providers or ["CPUExecutionProvider"],
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
+
+
 def session_options(threads: int) -> ort.SessionOptions:
     """Options for latency: all graph optimisations, one inference at a time, no idle spinning."""
     options = ort.SessionOptions()
@@ -67,9 +82,9 @@ class OnnxRuntimeBackend(Backend):
         model = path.read_bytes()
         try:
             labels_only = without_output(model, "confidence")
-            self.session = ort.InferenceSession(model, session_options(threads), providers=providers)
+            self.session = inference_session(model, session_options(threads), providers)
             self.labels_session = (self.session if labels_only is None else
-                                   ort.InferenceSession(labels_only, session_options(threads), providers=providers))
+                                   inference_session(labels_only, session_options(threads), providers))
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
         self.input_name = self.session.get_inputs()[0].name
