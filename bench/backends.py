@@ -77,7 +77,7 @@ def profiled(path: Path, threads: int) -> dict:
     info = ModelInfo.from_onnx(path)
     feed = {INPUT: np.random.default_rng(0).integers(0, 256, (1, info.input_height, info.input_width, 3), np.uint8)}
     with tempfile.TemporaryDirectory() as tmp:
-        times = kernel_times(str(path), feed, threads, Path(tmp))
+        times = kernel_times(str(path), feed, threads, Path(tmp), info.int8_target)
     parts = ms_by(times, lambda t: "head and tail" if t.node.startswith(IO_PREFIX) else "network")
     return {"network_ms": parts.get("network", 0.0), "head_and_tail_ms": parts.get("head and tail", 0.0),
             "ms_by_op": ms_by(times, by_op)}

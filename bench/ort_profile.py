@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-
 from bisegunet_ros.backends.onnxruntime_backend import inference_session, session_options
 
 
@@ -23,12 +22,14 @@ class KernelTime(NamedTuple):
     ms: float
 
 
-def kernel_times(model: bytes | str, feed: dict, threads: int, tmp: Path) -> list[KernelTime]:
-    """Every kernel of the second of two runs (the first warms up), with the backend's session options."""
+def kernel_times(model: bytes | str, feed: dict, threads: int, tmp: Path,
+                 int8_target: str | None = None) -> list[KernelTime]:
+    """Every kernel of the second of two runs (the first warms up), in a session as the backend makes it
+    (`int8_target`: the model's, ModelInfo.int8_target)."""
     options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = str(tmp / "profile")
-    session = inference_session(model, options)
+    session = inference_session(model, options, int8_target)
     session.run(None, feed)
     session.run(None, feed)
     events = json.loads(Path(session.end_profiling()).read_text())

@@ -22,23 +22,25 @@ H, W = 64, 128
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def write_checkpoint(path, overrides: list[str] = ()):
+def write_checkpoint(path, overrides: list[str] = (), fresh_norms: bool = False):
     """A binarized tiny checkpoint with non-trivial BatchNorm statistics, so folding is really exercised:
-    running statistics measured on synthetic scenes (as training leaves them), random scales."""
+    running statistics measured on synthetic scenes (as training leaves them), random scales; with
+    `fresh_norms`, BatchNorm as initialised (every folded bias zero)."""
     torch.manual_seed(0)
     cfg = load_model_config("tiny", overrides)
     model = build_model(cfg)
     set_binarized(model, True)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in norms:
-        m.momentum = None                                    # cumulative average over the batches below
-    frames = np.stack([render_scene(7, i, H, W)[0] for i in range(4)]).astype(np.float32) / 255
-    with torch.no_grad():
-        model.train()(torch.from_numpy((frames - MEAN) / STD).permute(0, 3, 1, 2).float())
+    norms = [] if fresh_norms else [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if norms:
         for m in norms:
-            m.momentum = 0.1
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.uniform_(-0.1, 0.1)
+            m.momentum = None                                # cumulative average over the batches below
+        frames = np.stack([render_scene(7, i, H, W)[0] for i in range(4)]).astype(np.float32) / 255
+        with torch.no_grad():
+            model.train()(torch.from_numpy((frames - MEAN) / STD).permute(0, 3, 1, 2).float())
+            for m in norms:
+                m.momentum = 0.1
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
     model.eval()
     from dataclasses import asdict
 
@@ -213,6 +215,23 @@ def assert_symmetric_int8_qdq_with_uint8_ends(model: onnx.ModelProto) -> None:
                                                                                        ("confidence", u8)]
 
 
+def assert_only_the_slow_convolutions_float(fp32_path, cpu_path) -> int:
+    """The CPU INT8 model's float convolutions are exactly quantize.float_convolutions of its FP32 model,
+    each reading its own float weight and bias; ONNX Runtime's optimised graph runs all the others as
+    integer and does not quantize these again. Returns how many there are."""
+    from bisegunet_training.quantize import float_convolutions, integer_convolutions
+
+    expected = set(float_convolutions(onnx.load(str(fp32_path)).graph))
+    graph = onnx.load(str(cpu_path)).graph
+    inits = {i.name for i in graph.initializer}
+    network_convs = [n for n in graph.node if n.op_type == "Conv" and not n.name.startswith("uint8_io/")]
+    assert {n.name for n in network_convs if n.input[1] in inits} == expected
+    assert all(i in inits for n in network_convs if n.name in expected for i in n.input[1:] if i)
+    integer, total = integer_convolutions(cpu_path)
+    assert integer == total - len(expected), (integer, total, sorted(expected))
+    return len(expected)
+
+
 def assert_cpu_int8_runs_integer_convolutions(path) -> None:
     """>= 90 % of the network's convolutions are QLinearConv/ConvInteger in ONNX Runtime's optimised graph."""
     from bisegunet_training.quantize import integer_convolutions
@@ -229,6 +248,7 @@ def test_shipped_models_are_format_2_and_the_int8_ones_are_what_their_runtimes_t
     models = Path(__file__).resolve().parents[1] / "models"
     assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(models / "bisegunet_tiny.int8.onnx")))
     assert_cpu_int8_runs_integer_convolutions(models / "bisegunet_tiny.int8-cpu.onnx")
+    assert_only_the_slow_convolutions_float(models / "bisegunet_tiny.onnx", models / "bisegunet_tiny.int8-cpu.onnx")
     for name, target in (("bisegunet_tiny.onnx", None), ("bisegunet_tiny.int8.onnx", "tensorrt"),
                          ("bisegunet_tiny.int8-cpu.onnx", "cpu")):
         assert ModelInfo.from_onnx(models / name).int8_target == target   # refuses anything but the current format
@@ -249,12 +269,7 @@ def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_bes
     cpu = tmp_path / "tiny.int8-cpu.onnx"
     assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(tensorrt)))
     assert_cpu_int8_runs_integer_convolutions(cpu)
-    from bisegunet_training.quantize import float_convolutions, integer_convolutions
-
-    left_float = float_convolutions(onnx.load(str(exported)).graph)
-    assert len(left_float) == 4                  # tiny's 7x7 stem stream and dilated 7x7 branches under 16 channels
-    integer, total = integer_convolutions(cpu)
-    assert integer == total - len(left_float)    # only those float: ONNX Runtime does not quantize them again
+    assert assert_only_the_slow_convolutions_float(exported, cpu) == 4   # tiny's 7x7 stem stream, 3 dilated branches
     graph = onnx.load(str(tensorrt)).graph       # TensorRT's model quantizes every convolution of the network
     producer = {o: n for n in graph.node for o in n.output}
     assert all(producer[n.input[1]].op_type == "DequantizeLinear" for n in graph.node
@@ -269,6 +284,22 @@ def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_bes
     int8 = SegmentationPipeline(backend).run(frames)
     agreement = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, int8)])
     assert agreement > 0.88      # measured 0.910 (ONNX Runtime 1.32, x86 CPU); the margin is for other CPUs' kernels
+
+
+def test_convolutions_left_float_keep_their_own_float_weights_when_biases_coincide(tmp_path):
+    """An untrained network's folded biases are all zero: quant_pre_process shares that one tensor and the
+    quantizer hands the float convolutions its dequantized copy (no NCHWc kernel); they get their own back."""
+    from bisegunet_training.quantize import quantize
+
+    fresh = tmp_path / "fresh.onnx"
+    assert export_main(["--checkpoint", str(write_checkpoint(tmp_path / "fresh.pt", fresh_norms=True)),
+                        "--out", str(fresh)]) == 0
+    cpu = quantize(fresh, tmp_path / "fresh.int8-cpu.onnx", frames=2, target="cpu")
+    assert assert_only_the_slow_convolutions_float(fresh, cpu) == 4
+    frames = np.stack([render_scene(79, 0, H, W)[0]])
+    agreement = (load_backend(cpu, "onnxruntime").infer(frames).labels ==
+                 load_backend(fresh, "onnxruntime").infer(frames).labels).mean()
+    assert agreement > 0.8
 
 
 def test_missing_and_corrupt_checkpoints_are_named(tmp_path, caplog):

@@ -19,7 +19,7 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
   outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
   kernels; VNNI where the CPU has it), but for the few convolutions its integer kernel runs slower
   than its float one, left float (`float_convolutions`; the backend keeps ONNX Runtime from
-  quantizing them again, onnxruntime_backend.DISABLED_OPTIMIZERS).
+  quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
 which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
 model's input size through the model's own graph (model format 2), so its normalisation is the
@@ -55,7 +55,7 @@ QDQ_OPTIONS = {"tensorrt": {"ActivationSymmetric": True, "WeightSymmetric": True
                "cpu": {"ActivationSymmetric": False, "WeightSymmetric": True}}
 ACTIVATION_TYPE = {"tensorrt": QuantType.QInt8, "cpu": QuantType.QUInt8}
 INTEGER_CONVS, FLOAT_CONVS = ("QLinearConv", "ConvInteger"), ("Conv", "FusedConv")
-FLOAT_CONV_MIN_KERNEL_AREA, FLOAT_CONV_MIN_OUT_CHANNELS = 49, 16     # float_convolutions, CPU target only
+FLOAT_CONV_MIN_KERNEL_AREA, INTEGER_CONV_MIN_OUT_CHANNELS = 49, 16   # float_convolutions, CPU target only
 
 
 class SceneReader(CalibrationDataReader):
@@ -83,16 +83,70 @@ def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
     return names
 
 
+def constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The initializers by every name they go by: torch's exporter gives an initializer equal to an
+    earlier one (an untrained network's all-zero folded biases) as an Identity of that one."""
+    found = {i.name: i for i in graph.initializer}
+    for node in graph.node:             # topological order: an Identity's input is named before it
+        if node.op_type == "Identity" and node.input[0] in found:
+            found[node.output[0]] = found[node.input[0]]
+    return found
+
+
 def float_convolutions(graph: onnx.GraphProto) -> list[str]:
-    """The convolutions the CPU model leaves float: a kernel of at least 7x7 with fewer than 16 output
-    channels (the dilated 7x7 branch of the Capacity Blocks at full and half resolution, the stem's
-    7x7 stream). ONNX Runtime's QLinearConv copies C_in x k x k bytes per output pixel (im2col) for a
-    GEMM that packs output channels 16 at a time, so with a big kernel and few outputs the copy
-    outweighs the integer arithmetic and its float NCHWc convolution is faster (docs/backends.md)."""
-    weights = {w.name: w.dims for w in graph.initializer}
-    return [n.name for n in graph.node if n.op_type == "Conv" and len(weights.get(n.input[1], ())) == 4
-            and weights[n.input[1]][2] * weights[n.input[1]][3] >= FLOAT_CONV_MIN_KERNEL_AREA
-            and weights[n.input[1]][0] < FLOAT_CONV_MIN_OUT_CHANNELS]
+    """The convolutions the CPU model leaves float: ungrouped, with a kernel of at least
+    FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than INTEGER_CONV_MIN_OUT_CHANNELS output channels (the
+    dilated 7x7 branches of the Capacity Blocks and of the decoder's refining block where they are
+    narrow, the stem's 7x7 stream). ONNX Runtime's QLinearConv copies C_in x k x k bytes per output
+    pixel (im2col) for a GEMM that packs output channels 16 at a time, so with a big kernel and few
+    outputs the copy outweighs the integer arithmetic and its float NCHWc convolution is faster
+    (docs/backends.md)."""
+    weights = constants(graph)
+
+    def slower_as_integer(node: onnx.NodeProto) -> bool:
+        shape = list(weights[node.input[1]].dims)
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        return len(shape) == 4 and group == 1 and shape[2] * shape[3] >= FLOAT_CONV_MIN_KERNEL_AREA \
+            and shape[0] < INTEGER_CONV_MIN_OUT_CHANNELS
+
+    return [n.name for n in graph.node if n.op_type == "Conv" and n.input[1] in weights and slower_as_integer(n)]
+
+
+def own_float_inputs(quantized: onnx.ModelProto, source: onnx.GraphProto, names: list[str]) -> None:
+    """Give each convolution of `names` its own float weight and bias from `source` (the model before
+    quantization). Identical initializers end up shared between nodes (an untrained network's
+    all-zero folded biases), and the quantizer then feeds a float convolution the dequantized copy of
+    a shared one, which keeps ONNX Runtime from its float NCHWc kernel."""
+    if not names:
+        return
+    initializers = constants(source)
+    source_nodes = {n.name: n for n in source.node}
+    graph = quantized.graph
+    missing = set(names) - {n.name for n in graph.node}
+    if missing:
+        raise ModelError(f"convolutions {sorted(missing)} are not in the quantized graph by name; "
+                         "cannot check that they stayed float")
+    own = {i.name for i in graph.initializer}
+    for node in graph.node:
+        if node.name not in names:
+            continue
+        for index in (1, 2)[:len(node.input) - 1]:
+            if not node.input[index] or node.input[index] in own:
+                continue
+            original = initializers.get(source_nodes[node.name].input[index])
+            if original is None:
+                raise ModelError(f"convolution {node.name}: input {index} is no initializer; cannot leave it float")
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(original)
+            tensor.name = f"{node.name}/float_input_{index}"
+            graph.initializer.append(tensor)
+            node.input[index] = tensor.name
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and not used & set(n.output)]:
+        graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input}
+    for tensor in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(tensor)
 
 
 def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int = 7_000_001,
@@ -107,17 +161,17 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
+    float_convs = float_convolutions(model.graph) if target == "cpu" else []
     float_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
-    if target == "cpu":
-        float_nodes += float_convolutions(model.graph)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
         quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=ACTIVATION_TYPE[target],
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_nodes,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_nodes + float_convs,
                         extra_options=QDQ_OPTIONS[target])
     quantized = onnx.load(str(out))
+    own_float_inputs(quantized, model.graph, float_convs)
     props.update({PREFIX + "precision": json.dumps("int8"), PREFIX + "int8_target": json.dumps(target)})
     onnx.helper.set_model_props(quantized, props)
     onnx.save(quantized, str(out))
@@ -134,7 +188,7 @@ def integer_convolutions(onnx_path: str | Path) -> tuple[int, int]:
         options = session_options(1)
         options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
         options.log_severity_level = 3        # not the warning that an NCHWc-optimised file is machine-specific
-        inference_session(str(onnx_path), options)
+        inference_session(str(onnx_path), options, ModelInfo.from_onnx(onnx_path).int8_target)
         nodes = onnx.load(options.optimized_model_filepath).graph.node
     convs = [n.op_type for n in nodes
              if n.op_type in (*INTEGER_CONVS, *FLOAT_CONVS) and not n.name.startswith(IO_PREFIX)]

@@ -17,17 +17,20 @@ log = logging.getLogger(__name__)
 
 # The CPU INT8 model leaves a few convolutions float on purpose, where ONNX Runtime's integer kernel is
 # the slower one (training/quantize.py, `float_convolutions`); its WeightBiasQuantization pass would
-# quantize their weights again, per tensor, because a DequantizeLinear feeds them. Releases without
-# the pass ignore the name.
-DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
+# quantize their weights again, per tensor, because a DequantizeLinear feeds them. Off for that model
+# only: on the TensorRT INT8 model it forms the few QLinearConv that model gets on a CPU. Releases
+# without the pass ignore the name.
+CPU_INT8_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 
 
-def inference_session(model: bytes | str, options: ort.SessionOptions,
+def inference_session(model: bytes | str, options: ort.SessionOptions, int8_target: str | None = None,
                       providers: list[str] | None = None) -> ort.InferenceSession:
     """A session as this backend makes it: `options` (session_options, perhaps with profiling or a file
-    for the optimised graph added) and all graph optimisations but DISABLED_OPTIMIZERS."""
+    for the optimised graph added), all graph optimisations, less CPU_INT8_DISABLED_OPTIMIZERS where
+    `int8_target` (the model's ModelInfo.int8_target) is "cpu"."""
+    disabled = CPU_INT8_DISABLED_OPTIMIZERS if int8_target == "cpu" else ()
     return ort.InferenceSession(model, options, providers=providers or ["CPUExecutionProvider"],
-                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
+                                disabled_optimizers=list(disabled))
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -82,9 +85,10 @@ class OnnxRuntimeBackend(Backend):
         model = path.read_bytes()
         try:
             labels_only = without_output(model, "confidence")
-            self.session = inference_session(model, session_options(threads), providers)
+            target = self.info.int8_target
+            self.session = inference_session(model, session_options(threads), target, providers)
             self.labels_session = (self.session if labels_only is None else
-                                   inference_session(labels_only, session_options(threads), providers))
+                                   inference_session(labels_only, session_options(threads), target, providers))
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{path}: not a loadable ONNX model ({exc}); re-export it with bisegunet-export") from exc
         self.input_name = self.session.get_inputs()[0].name
