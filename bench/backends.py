@@ -89,9 +89,8 @@ def random_state(preset: str, overrides: list[str] = (), binarized: bool = True)
 
     Its BatchNorm statistics and affine parameters are drawn at random, so that the biases folded into
     the convolutions differ from each other and from zero as a trained network's do: with a fresh
-    BatchNorm every folded bias is zero, ONNX Runtime's pre-processing in bisegunet-quantize shares
-    the one zero tensor between convolutions, and the CPU INT8 model's float convolutions then read a
-    dequantized bias and lose ONNX Runtime's NCHWc kernel, a graph no trained model gives."""
+    BatchNorm every folded bias is zero, and identical initializers end up shared between nodes in
+    the exported and quantized graphs (quantize.own_float_inputs), a graph no trained model gives."""
     import torch
 
     from bisegunet_ros.classes import CITYSCAPES

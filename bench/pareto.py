@@ -206,7 +206,8 @@ def markdown(result: dict) -> str:
         f"from `bisegunet-profile` at {h}x{w}. Weights: packed 1-bit for binarized rows, FP32 otherwise.", "",
         f"**Latency** at {h}x{w} (training ran at a smaller size: the networks are fully convolutional): each "
         "row's network with random weights and BatchNorm statistics (the operations of a trained one's graph, "
-        "which is all latency depends on; bench/backends.random_state) through bisegunet-export's graph (uint8 pixels in, labels and confidence out), FP32 and INT8 "
+        "which is all latency depends on; bench/backends.random_state) through bisegunet-export's graph "
+        "(uint8 pixels in, labels and confidence out), FP32 and INT8 "
         f"(bisegunet-quantize, calibrated on {budget['calibration_frames']} frames), ONNX Runtime "
         f"{machine.get('onnxruntime')} CPU provider, batch 1. FP32 graphs were timed "
         f"interleaved with each other ({timings['fp32']['repetitions']} repetitions after "
