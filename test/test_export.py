@@ -287,8 +287,9 @@ def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_bes
 
 
 def test_convolutions_left_float_keep_their_own_float_weights_when_biases_coincide(tmp_path):
-    """An untrained network's folded biases are all zero: quant_pre_process shares that one tensor and the
-    quantizer hands the float convolutions its dequantized copy (no NCHWc kernel); they get their own back."""
+    """An untrained network's folded biases are all zero, so they end up shared (torch's exporter writes each
+    repeat as an Identity of the first) and the quantizer hands the float convolutions a dequantized copy
+    (no NCHWc kernel); quantize.own_float_inputs gives them their own back."""
     from bisegunet_training.quantize import quantize
 
     fresh = tmp_path / "fresh.onnx"
