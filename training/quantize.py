@@ -45,7 +45,7 @@ from bisegunet_ros.cli_args import COUNT
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
 from .data.scenes import render_scene
-from .uint8_graph import INPUT
+from .uint8_graph import INPUT, without_dead_nodes
 from .uint8_graph import PREFIX as IO_PREFIX
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,9 @@ def own_float_inputs(quantized: onnx.ModelProto, source: onnx.GraphProto, names:
             tensor.name = f"{node.name}/float_input_{index}"
             graph.initializer.append(tensor)
             node.input[index] = tensor.name
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    for node in [n for n in graph.node if n.op_type == "DequantizeLinear" and not used & set(n.output)]:
-        graph.node.remove(node)
+    kept = without_dead_nodes(list(graph.node), {o.name for o in graph.output})
+    del graph.node[:]
+    graph.node.extend(kept)
     used = {i for n in graph.node for i in n.input}
     for tensor in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(tensor)

@@ -17,9 +17,9 @@ softmax_k = exp(l_k - m) / sum_j exp(l_j - m) with m = max_j l_j, so at k = argm
 1 / sum_j exp(l_j - m). That skips the division of every class's probability and every reduction
 over the class axis but the ArgMax the labels need anyway: ONNX Runtime's Softmax, ReduceMax and
 ReduceSum over the class axis of NCHW logits are slow (a Softmax cost most of the tail: issue 23),
-so m is read at the ArgMax's index
-(GatherElements, exactly the max) and the sum is a 1x1 convolution with weights 1 (a GEMM over
-the class axis, in the logits' own layout: no transpose). In the NHWC tail below the class axis is
+so m is read at the ArgMax's index (GatherElements, exactly the max) and the sum is a 1x1
+convolution with weights 1 (a GEMM over the class axis, in the logits' own layout: no
+transpose). In the NHWC tail below the class axis is
 the contiguous last one, where ONNX Runtime's Softmax is one pass over each pixel's classes, so
 the confidence is the definition itself, the Softmax's largest probability (ReduceMax).
 Op choices follow TensorRT 10's rules:
@@ -42,9 +42,9 @@ Upsample of classes padded to a multiple of 16 and a full-resolution reorder bac
 ArgMax; the transpose of the small logits is the size of the logits before upsampling, and the
 ArgMax and the Softmax read each pixel's classes contiguously. The interpolation is the same (the
 Resize's own attributes, mappings that act per axis, the same whole-factor scales its sizes give),
-computed in another order, so the labels are the network's but where its two best classes are within float rounding
-(_final_upsampling says which Resizes qualify; others keep the NCHW tail). TensorRT resizes the
-innermost three axes linearly, which (H, W, C) with a scale of 1 on C is.
+computed in another order, so the labels are the network's but where its two best classes are
+within float rounding (_final_upsampling says which Resizes qualify; others keep the NCHW tail).
+TensorRT resizes the innermost three axes linearly, which (H, W, C) with a scale of 1 on C is.
 
 The normalisation x * scale + offset is one BatchNormalization (mean 0, variance 1, epsilon 0: the
 same two float operations per element; bit for bit on ONNX Runtime's CPU, within an ulp where a
@@ -123,9 +123,9 @@ def _final_upsampling(core: onnx.ModelProto, height: int | str, width: int | str
     return last, [float(f) for f in factors]
 
 
-def _without_dead_nodes(nodes: list[onnx.NodeProto], needed: set[str]) -> list[onnx.NodeProto]:
-    """`nodes` less those whose outputs nothing else uses and `needed` does not name (what computed the sizes of a
-    Resize taken out), in their order."""
+def without_dead_nodes(nodes: list[onnx.NodeProto], needed: set[str]) -> list[onnx.NodeProto]:
+    """`nodes` less those whose outputs nothing else uses and `needed` does not name (here what computed the sizes
+    of a Resize taken out; the quantizer's DequantizeLinears left without a reader), in their order."""
     kept = list(nodes)
     while True:
         used = needed | {t for n in kept for t in n.input}
@@ -192,7 +192,7 @@ def compose_uint8_graph(core: onnx.ModelProto, mean: Sequence[float], std: Seque
     core_nodes, core_initializers, scores, nhwc = list(graph.node), list(graph.initializer), core_out, []
     if upsampling is not None:   # the Resize moves into the tail; what only it needed goes
         resize, scores = upsampling[0], t + "logits_nhwc"
-        core_nodes = _without_dead_nodes([n for n in core_nodes if n is not resize], {resize.input[0]})
+        core_nodes = without_dead_nodes([n for n in core_nodes if n is not resize], {resize.input[0]})
         used = {name for n in core_nodes for name in n.input}
         core_initializers = [i for i in core_initializers if i.name in used]
         nhwc = [node("Transpose", [resize.input[0]], t + "small_logits_nhwc", perm=[0, 2, 3, 1]),
