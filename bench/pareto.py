@@ -2,7 +2,7 @@
 
     nice -n 19 python -m bench.pareto [--seeds 3] [--jobs 1] [--repetitions 7]   # hours on 2 cores; resumable
     python -m bench.pareto --record               # the finished trainings into bench/pareto.runs.json
-    python -m bench.pareto --smoke --out DIR      # the same path at toy sizes, trained in this process (CI)
+    python -m bench.pareto --smoke --out DIR [--jobs 2]   # the same path at toy sizes, trained in-process (CI)
 
 Rows: LR-ASPP and DeepLabV3 with MobileNetV3-Large (torchvision's architectures, random weights,
 trained from scratch: nothing can be downloaded here), and BiSegUNet `fast`, `tiny` and `small`,
@@ -17,11 +17,11 @@ is recorded in OUT/pareto.runs.json after the trainings, and by `--record` at an
 runs/ does not outlive a sitting). A (row, seed) finished on disk with this command, or recorded
 there with it, is not trained again.
 
-Then, in this one process: parameters and real multiply-adds (training/profile.py) at 512x1024;
-each row's network with random weights (latency does not depend on their values, so it needs no
-checkpoint) through bisegunet-export's graph (uint8 pixels in, labels and confidence out) at
-512x1024, FP32 and INT8 (bisegunet-quantize), timed on ONNX Runtime's CPU provider with the
-repetitions interleaved (bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
+Then parameters and real multiply-adds (training/profile.py) at 512x1024; each row's network with
+random weights (latency does not depend on their values, so it needs no checkpoint) through
+bisegunet-export's graph (uint8 pixels in, labels and confidence out) at 512x1024, FP32 and INT8
+(bisegunet-quantize), built --jobs at a time in worker processes and timed in this one process on
+ONNX Runtime's CPU provider with the repetitions interleaved (bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
 full run, README's block between the pareto markers.
 """
 from __future__ import annotations
@@ -30,13 +30,18 @@ import argparse
 import gc
 import logging
 import math
+import multiprocessing
 import shlex
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from pathlib import Path
+
+import torch
 
 from bench.backends import random_state
 from bench.graph_latency import export_model, interleaved_latency
@@ -94,12 +99,19 @@ def finished(budget: Budget, runs: Path, recorded: list[dict]) -> list[dict]:
     return [result for _, result in outcomes(budget, runs, recorded) if result is not None]
 
 
-def train_here(jobs: list[list[str]]) -> list[str]:
-    """--smoke: each toy run in this process, one after another (a process start-up costs more than the run)."""
+def train_here(jobs: list[list[str]], pool: ProcessPoolExecutor, parallel: int) -> list[str]:
+    """--smoke: the toy runs in the pool's `parallel` worker processes, each training its share in-process, one
+    after another (a process start-up costs more than a toy run)."""
+    shares = [jobs[i::parallel] for i in range(parallel) if jobs[i::parallel]]
+    list(pool.map(train_share, shares, repeat(1 if parallel > 1 else torch.get_num_threads())))
+    return []
+
+
+def train_share(jobs: list[list[str]], threads: int) -> None:
+    torch.set_num_threads(threads)
     for args in jobs:
         Trainer(config(args), command=shlex.join(command(args))).fit()
         gc.collect()          # its DataLoader goes before the next run
-    return []
 
 
 def accuracy(entry: Entry, budget: Budget, runs: Path, recorded: list[dict]) -> dict:
@@ -120,17 +132,21 @@ def size(entry: Entry, height: int, width: int) -> dict:
             "weight_memory_kind": "packed 1-bit" if entry.binarize else "fp32"}
 
 
-def latency(budget: Budget) -> dict:
-    """Every row's network with random weights, FP32 graphs timed interleaved with each other, then INT8 ones
-    (fewer sessions held at once)."""
-    height, width = budget.latency_size
+def latency(budget: Budget, pool: ProcessPoolExecutor) -> dict:
+    """Every row's network with random weights (its graphs built in the pool), FP32 graphs timed interleaved
+    with each other in this process, then INT8 ones (fewer sessions held at once)."""
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = {e.key: export_model(*random_state(e.model, binarized=e.binarize), Path(tmp) / f"{e.key}.onnx",
-                                    height, width) for e in ENTRIES}
-        int8 = {key: quantize(path, path.with_suffix(".int8-cpu.onnx"), frames=budget.calibration_frames, target="cpu")
-                for key, path in fp32.items()}
-        return {"fp32": interleaved_latency(fp32, budget.repetitions),
-                "int8": interleaved_latency(int8, budget.repetitions)}
+        built = dict(zip([e.key for e in ENTRIES], pool.map(row_graphs, ENTRIES, repeat(Path(tmp)), repeat(budget))))
+        return {precision: interleaved_latency({key: graphs[i] for key, graphs in built.items()}, budget.repetitions)
+                for i, precision in enumerate(("fp32", "int8"))}
+
+
+def row_graphs(entry: Entry, folder: Path, budget: Budget) -> tuple[Path, Path]:
+    """One row's bisegunet-export graph at the latency size and its CPU INT8 graph."""
+    height, width = budget.latency_size
+    fp32 = export_model(*random_state(entry.model, binarized=entry.binarize), folder / f"{entry.key}.onnx", height,
+                        width)
+    return fp32, quantize(fp32, fp32.with_suffix(".int8-cpu.onnx"), frames=budget.calibration_frames, target="cpu")
 
 
 def goal(rows: dict[str, dict], timings: dict) -> list[dict]:
@@ -295,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="seeds per row, 0 .. N-1 (default 3; --smoke 2; at least 2)")
     parser.add_argument("--repetitions", type=int, help="interleaved timed calls per graph (default 7; at least 5 "
                                                         "outside --smoke)")
-    parser.add_argument("--jobs", type=int, default=1, help="trainings at once, each one process with one thread")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings (and graph builds) at once, each one process with one thread")
     parser.add_argument("--record", action="store_true", help="only record the finished trainings in "
                                                               "OUT/pareto.runs.json (before a sitting ends)")
     args = parser.parse_args(argv)
@@ -317,13 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     jobs = missing_runs(budget, runs, recorded)
     log.info("%d of %d trainings to run (the others are finished under %s or recorded in %s)", len(jobs),
              budget.seeds * len(ENTRIES), runs, ledger)
-    failed = train_here(jobs) if args.smoke else train(jobs, args.jobs, "cpu")
-    write_ledger(ledger, finished(budget, runs, recorded))
-    if failed:
-        sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
-    h, w = budget.latency_size
-    rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs, recorded)} for e in ENTRIES}
-    timings = latency(budget)
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        failed = train_here(jobs, pool, args.jobs) if args.smoke else train(jobs, args.jobs, "cpu")
+        write_ledger(ledger, finished(budget, runs, recorded))
+        if failed:
+            sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
+        h, w = budget.latency_size
+        rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs, recorded)} for e in ENTRIES}
+        timings = latency(budget, pool)
     cfg = config(list(budget.overrides))
     result = {"command": " ".join(["python -m bench.pareto", *(argv if argv is not None else sys.argv[1:])]),
               "machine": describe(), "torchvision": import_torchvision().__version__, "budget": asdict(budget),

@@ -46,7 +46,6 @@ from tqdm import tqdm
 
 from bench.ledger import command_key, ledger_path, read_ledger, write_ledger
 from bench.machine import cpu_model, describe, markdown_header, write_results
-from bisegunet_training.checkpoint import load_checkpoint
 from bisegunet_training.config import load_config
 from bisegunet_training.data import train_scene_seed
 from bisegunet_training.model import load_model_config
@@ -184,15 +183,16 @@ def same_run(recorded: str, wanted: str) -> bool:
 
 
 def finished_on_disk(args: list[str]) -> bool:
-    """The run of `args` has scored its test split, its best.pt records this very command and its test.json
-    the training scenes' seed this code draws (test.json written before the trainer recorded it: retrained)."""
+    """The run of `args` has scored its test split and its test.json records this very command and the training
+    scenes' seed this code draws (a test.json written before the trainer recorded them: not on disk, so taken
+    from the earlier record or retrained)."""
     cfg = config(args)
     folder = run_dir(cfg)
     if not (folder / "test.json").is_file() or not (folder / "best.pt").is_file():
         return False
-    recorded = json.loads((folder / "test.json").read_text()).get("train_scene_seed", "unrecorded")
-    return recorded == scene_seed(cfg) and same_run(load_checkpoint(folder / "best.pt").get("command", ""),
-                                                    shlex.join(command(args)))
+    test = json.loads((folder / "test.json").read_text())
+    return test.get("train_scene_seed", "unrecorded") == scene_seed(cfg) and \
+        same_run(test.get("command", ""), shlex.join(command(args)))
 
 
 def run_result(label: str, seed: int, args: list[str]) -> dict:
@@ -206,7 +206,7 @@ def run_result(label: str, seed: int, args: list[str]) -> dict:
             "test_miou": test["test_miou"], "test_scenes": test["test_scenes"],
             "final_val_miou": rows[-1]["val_miou_network_res"],
             "phase_end_miou": {str(r["phase"]): r["val_miou_network_res"] for r in rows},
-            "command": load_checkpoint(run_dir(cfg) / "best.pt").get("command", ""), "cpu": cpu_model()}
+            "command": test["command"], "cpu": cpu_model()}
 
 
 def scene_seed(cfg: TrainConfig) -> int | None:

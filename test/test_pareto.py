@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pareto")
-    run = subprocess.run([sys.executable, "-m", "bench.pareto", "--smoke", "--out", str(out)],
+    run = subprocess.run([sys.executable, "-m", "bench.pareto", "--smoke", "--jobs", "2", "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return out

@@ -94,6 +94,7 @@ def test_best_checkpoint_is_scored_once_on_the_test_split(tmp_path):
     assert train_main(["--config", CI, *args]) == 0
     test = json.loads((tmp_path / "ci" / "test.json").read_text())
     assert test["train_scene_seed"] == split_seed(0, "train", 1)       # what bench/training checks before reuse
+    assert test["command"] == load_checkpoint(tmp_path / "ci" / "best.pt")["command"] != ""
     history = rows(tmp_path / "ci")
     best = max((r for r in history if r["binarized_fraction"] == 1), key=lambda r: r["val_miou_network_res"])
     assert test["epoch"] == best["epoch"]
@@ -200,9 +201,9 @@ def test_training_bench_gap_is_relative_with_an_interval_and_a_verdict_from_it()
     assert gap_to([27.0], [31.0, 31.1])["verdict"].startswith("undecided")
 
 
-def _finished_run(folder: Path, args: list[str], value: float, scene_seed_recorded: bool = True) -> None:
-    """A run as the trainer leaves it: metrics.jsonl, test.json (with the training scenes' seed unless
-    `scene_seed_recorded` is False, as before the trainer wrote it) and a best.pt recording its command."""
+def _finished_run(folder: Path, args: list[str], value: float, recorded: bool = True) -> None:
+    """A run as the trainer leaves it: metrics.jsonl, best.pt and test.json, which records the run's command and
+    training scenes' seed unless `recorded` is False (as before the trainer wrote them)."""
     import shlex
 
     from bench.training import command, config, scene_seed
@@ -212,11 +213,11 @@ def _finished_run(folder: Path, args: list[str], value: float, scene_seed_record
     epochs = [{"epoch": e, "phase": 1 + e, "seconds": 30.0, "threads": 1, "val_miou_network_res": value + 0.01 * e}
               for e in range(3)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
+    run = {"train_scene_seed": scene_seed(config(args)), "command": shlex.join(command(args))}
     (folder / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou_network_res": value + 0.02,
                                                   "test_miou": value, "test_scenes": 200,
-                                                  **({"train_scene_seed": scene_seed(config(args))}
-                                                     if scene_seed_recorded else {})}))
-    save_checkpoint(folder / "best.pt", {**{k: None for k in REQUIRED}, "command": shlex.join(command(args))})
+                                                  **(run if recorded else {})}))
+    save_checkpoint(folder / "best.pt", {k: None for k in REQUIRED})
 
 
 def test_training_bench_reports_mean_spread_and_gap_of_the_test_scores(tmp_path):
@@ -259,7 +260,7 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
     for stale in ({k: v for k, v in kept.items() if k != "train_scene_seed"}, {**kept, "train_scene_seed": 0}):
         jobs = to_run(["float"], range(2), out, "cpu", [], [stale])
         assert [j[-3] for j in jobs] == ["name=float_seed1"]
-    _finished_run(tmp_path / run_name("float", 1), overrides("float", 1, out, "cpu", []), 0.3, scene_seed_recorded=False)
+    _finished_run(tmp_path / run_name("float", 1), overrides("float", 1, out, "cpu", []), 0.3, recorded=False)
     assert [j[-3] for j in to_run(["float"], range(2), out, "cpu", [], [])] == ["name=float_seed1"]
 
 

@@ -14,7 +14,9 @@ Contract (format 1), a dict saved with torch.save:
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,14 +25,23 @@ FORMAT = "bisegunet-checkpoint/1"
 REQUIRED = ("model_config", "model", "binarized", "data")
 
 
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+def written_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """`write` to a temporary file beside `path`, then rename: a crash never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
+    write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    return written_atomically(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+
+
+def copy_checkpoint(source: str | Path, path: str | Path) -> Path:
+    """A byte copy of a checkpoint just written (best.pt of last.pt's state: one serialisation, not two)."""
+    return written_atomically(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from bisegunet_ros.metrics import ConfusionMatrix
 from bisegunet_ros.resources import find_resource
 
-from .checkpoint import git_commit, load_checkpoint, save_checkpoint
+from .checkpoint import copy_checkpoint, git_commit, load_checkpoint, save_checkpoint
 from .class_weights import class_weights
 from .config import load_config
 from .data import DatasetError, build_dataset, build_loader, check_masks, class_definition, train_scene_seed
@@ -291,7 +291,8 @@ class Trainer:
                   "test_scored_at": "label resolution (logits upsampled bilinearly)", "test_miou": first["miou"],
                   "test_mean_dice": first["mean_dice"], "test_pixel_accuracy": first["pixel_accuracy"],
                   "test_by_input_size": scores,
-                  "train_scene_seed": train_scene_seed(self.cfg.data.kind, self.cfg.data.seed, self.cfg.seed)}
+                  "train_scene_seed": train_scene_seed(self.cfg.data.kind, self.cfg.data.seed, self.cfg.seed),
+                  "command": state.get("command", "")}
         if self.dist.main:
             (self.run_dir / "test.json").write_text(json.dumps(result, indent=2) + "\n")
             for size, s in scores.items():
@@ -330,7 +331,7 @@ class Trainer:
                 state = self.state(epoch)
                 save_checkpoint(self.run_dir / "last.pt", state)
                 if improved:
-                    save_checkpoint(self.run_dir / "best.pt", state)
+                    copy_checkpoint(self.run_dir / "last.pt", self.run_dir / "best.pt")
                 log.info("epoch %d phase %d binary %.0f%% loss %.4f val mIoU (network res) %.4f%s", epoch + 1, row["phase"],
                          100 * row["binarized_fraction"], losses["total"], summary["miou"] or 0,
                          " (best)" if improved else "")
