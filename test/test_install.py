@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,17 +53,18 @@ def test_installed_package_finds_its_files_from_any_directory(installed, tmp_pat
 def test_installed_command_line_tools_run_from_another_directory(installed, tmp_path):
     site, env = installed
     scripts = site / "bin"
-    for script in sorted(scripts.iterdir()):
-        if script.name != "bisegunet-segment-node":      # a ROS node: --ros-args, tested in test_cli.py
-            assert "usage:" in run(site, env, tmp_path, str(script), "--help").stdout
-    run(site, env, tmp_path, str(scripts / "bisegunet-make-bag"), "bag", "--frames", "2", "--height", "64",
-        "--width", "128")
-    printed = run(site, env, tmp_path, str(scripts / "bisegunet-eval-bag"), "bag", "--model", "bisegunet_tiny",
-                  "--backend", "onnxruntime").stdout
+    tools = [s for s in sorted(scripts.iterdir()) if s.name != "bisegunet-segment-node"]  # a ROS node: test_cli.py
+    with ThreadPoolExecutor(2) as pool:                  # two processes at a time
+        helps = list(pool.map(lambda script: run(site, env, tmp_path, str(script), "--help").stdout, tools))
+        profiled = pool.submit(run, site, env, tmp_path, str(scripts / "bisegunet-profile"), "--model", "tiny",
+                               "--size", "64", "128")
+        run(site, env, tmp_path, str(scripts / "bisegunet-make-bag"), "bag", "--frames", "2", "--height", "64",
+            "--width", "128")
+        printed = run(site, env, tmp_path, str(scripts / "bisegunet-eval-bag"), "bag", "--model", "bisegunet_tiny",
+                      "--backend", "onnxruntime").stdout
+    assert len(helps) > 1 and all("usage:" in text for text in helps)
     assert "frames evaluated: 2" in printed and (tmp_path / "reports/bag/report.json").is_file()
-    printed = run(site, env, tmp_path, str(scripts / "bisegunet-profile"), "--model", "tiny", "--size", "64",
-                  "128").stdout
-    assert printed.startswith("tiny at 64x128")
+    assert profiled.result().stdout.startswith("tiny at 64x128")
 
 
 def test_no_file_refers_to_paths_outside_the_repository():

@@ -432,8 +432,10 @@ def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tm
     scheduler, RNG and epoch, so the resumed run must end where the uninterrupted one does."""
     args = ["epochs=3", "iters_per_epoch=5", "tensorboard=false"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    whole = subprocess.run(_train_cmd(f"out_dir={tmp_path / 'whole'}", *args), capture_output=True, text=True, env=env)
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    whole_log = tmp_path / "whole.log"
+    with whole_log.open("w") as log:              # beside the killed run: one thread each
+        whole = subprocess.Popen(_train_cmd(f"out_dir={tmp_path / 'whole'}", *args), stdout=log,
+                                 stderr=subprocess.STDOUT, env=env)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(f"out_dir={killed}", *args), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
@@ -448,6 +450,7 @@ def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tm
     resumed = subprocess.run(_train_cmd(f"out_dir={killed}", *args, "--resume", str(last)), capture_output=True,
                              text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert whole.wait(timeout=300) == 0, whole_log.read_text()[-2000:]
     assert [r["epoch"] for r in rows(killed / "ci")] == [0, 1, 2]           # one row per epoch, none repeated
     expected, got = load_checkpoint(tmp_path / "whole" / "ci" / "last.pt"), load_checkpoint(last)
     assert got["epoch"] == expected["epoch"] == 3
