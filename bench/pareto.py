@@ -2,7 +2,7 @@
 
     nice -n 19 python -m bench.pareto [--seeds 3] [--jobs 1] [--repetitions 7]   # hours on 2 cores; resumable
     python -m bench.pareto --record               # the finished trainings into bench/pareto.runs.json
-    python -m bench.pareto --smoke --out DIR [--jobs 2]   # the same path at toy sizes, trained in-process (CI)
+    python -m bench.pareto --smoke --out DIR [--jobs 2]   # the same path at toy sizes, in --jobs workers (CI)
 
 Rows: LR-ASPP and DeepLabV3 with MobileNetV3-Large (torchvision's architectures, random weights,
 trained from scratch: nothing can be downloaded here), and BiSegUNet `fast`, `tiny` and `small`,
@@ -20,8 +20,9 @@ there with it, is not trained again.
 Then parameters and real multiply-adds (training/profile.py) at 512x1024; each row's network with
 random weights (latency does not depend on their values, so it needs no checkpoint) through
 bisegunet-export's graph (uint8 pixels in, labels and confidence out) at 512x1024, FP32 and INT8
-(bisegunet-quantize), built --jobs at a time in worker processes and timed in this one process on
-ONNX Runtime's CPU provider with the repetitions interleaved (bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
+(bisegunet-quantize), built --jobs at a time in worker processes, which end before the graphs are
+timed in this one process on ONNX Runtime's CPU provider with the repetitions interleaved
+(bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
 full run, README's block between the pareto markers.
 """
 from __future__ import annotations
@@ -57,6 +58,7 @@ from bisegunet_training.schedule import PhaseSchedule
 from bisegunet_training.train import Trainer
 
 log = logging.getLogger(__name__)
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BEGIN, END = "<!-- pareto:begin -->", "<!-- pareto:end -->"
@@ -99,19 +101,28 @@ def finished(budget: Budget, runs: Path, recorded: list[dict]) -> list[dict]:
     return [result for _, result in outcomes(budget, runs, recorded) if result is not None]
 
 
-def train_here(jobs: list[list[str]], pool: ProcessPoolExecutor, parallel: int) -> list[str]:
-    """--smoke: the toy runs in the pool's `parallel` worker processes, each training its share in-process, one
-    after another (a process start-up costs more than a toy run)."""
-    shares = [jobs[i::parallel] for i in range(parallel) if jobs[i::parallel]]
-    list(pool.map(train_share, shares, repeat(1 if parallel > 1 else torch.get_num_threads())))
+def workers(parallel: int) -> ProcessPoolExecutor:
+    """`parallel` spawned worker processes, logging as this one, with one torch thread each when there are
+    several."""
+    return ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"), initializer=worker_setup,
+                               initargs=(1 if parallel > 1 else torch.get_num_threads(),))
+
+
+def worker_setup(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+
+
+def train_in_workers(jobs: list[list[str]], pool: ProcessPoolExecutor) -> list[str]:
+    """--smoke: each toy run in-process in one of the pool's workers, which outlive their runs (a process
+    start-up costs more than a toy run)."""
+    list(pool.map(train_one, jobs))
     return []
 
 
-def train_share(jobs: list[list[str]], threads: int) -> None:
-    torch.set_num_threads(threads)
-    for args in jobs:
-        Trainer(config(args), command=shlex.join(command(args))).fit()
-        gc.collect()          # its DataLoader goes before the next run
+def train_one(args: list[str]) -> None:
+    Trainer(config(args), command=shlex.join(command(args))).fit()
+    gc.collect()          # its DataLoader goes before the next run
 
 
 def accuracy(entry: Entry, budget: Budget, runs: Path, recorded: list[dict]) -> dict:
@@ -132,17 +143,21 @@ def size(entry: Entry, height: int, width: int) -> dict:
             "weight_memory_kind": "packed 1-bit" if entry.binarize else "fp32"}
 
 
-def latency(budget: Budget, pool: ProcessPoolExecutor) -> dict:
-    """Every row's network with random weights (its graphs built in the pool), FP32 graphs timed interleaved
-    with each other in this process, then INT8 ones (fewer sessions held at once)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        built = dict(zip([e.key for e in ENTRIES], pool.map(row_graphs, ENTRIES, repeat(Path(tmp)), repeat(budget))))
-        return {precision: interleaved_latency({key: graphs[i] for key, graphs in built.items()}, budget.repetitions)
-                for i, precision in enumerate(("fp32", "int8"))}
+def built_graphs(budget: Budget, pool: ProcessPoolExecutor, folder: Path) -> dict[str, tuple[Path, Path]]:
+    """Every row's FP32 and CPU INT8 graphs (row_graphs), built in the pool's workers."""
+    return dict(zip([e.key for e in ENTRIES], pool.map(row_graphs, ENTRIES, repeat(folder), repeat(budget))))
+
+
+def latency(graphs: dict[str, tuple[Path, Path]], repetitions: int) -> dict:
+    """The FP32 graphs timed interleaved with each other in this process, then the INT8 ones (fewer sessions
+    held at once)."""
+    return {precision: interleaved_latency({key: pair[i] for key, pair in graphs.items()}, repetitions)
+            for i, precision in enumerate(("fp32", "int8"))}
 
 
 def row_graphs(entry: Entry, folder: Path, budget: Budget) -> tuple[Path, Path]:
-    """One row's bisegunet-export graph at the latency size and its CPU INT8 graph."""
+    """One row's network with random weights (latency does not depend on their values) through
+    bisegunet-export's graph at the latency size, and its CPU INT8 graph."""
     height, width = budget.latency_size
     fp32 = export_model(*random_state(entry.model, binarized=entry.binarize), folder / f"{entry.key}.onnx", height,
                         width)
@@ -312,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, help="interleaved timed calls per graph (default 7; at least 5 "
                                                         "outside --smoke)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="trainings (and graph builds) at once, each one process with one thread")
+                        help="trainings (and graph builds) at once, each its own process (with one torch thread "
+                             "where N > 1; a full run's trainings always)")
     parser.add_argument("--record", action="store_true", help="only record the finished trainings in "
                                                               "OUT/pareto.runs.json (before a sitting ends)")
     args = parser.parse_args(argv)
@@ -321,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.repetitions or budget.repetitions)
     if budget.seeds < 2 or args.jobs < 1 or budget.repetitions < (1 if args.smoke else 5):
         parser.error("--seeds must be at least 2, --jobs at least 1, --repetitions at least 5 (1 with --smoke)")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     runs = shown_path(args.runs or (args.out / "runs" if args.smoke else ROOT / "runs/pareto"))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -334,14 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     jobs = missing_runs(budget, runs, recorded)
     log.info("%d of %d trainings to run (the others are finished under %s or recorded in %s)", len(jobs),
              budget.seeds * len(ENTRIES), runs, ledger)
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        failed = train_here(jobs, pool, args.jobs) if args.smoke else train(jobs, args.jobs, "cpu")
-        write_ledger(ledger, finished(budget, runs, recorded))
-        if failed:
-            sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
+    with tempfile.TemporaryDirectory() as tmp:
+        with workers(args.jobs) as pool:       # gone before the timing
+            failed = train_in_workers(jobs, pool) if args.smoke else train(jobs, args.jobs, "cpu")
+            write_ledger(ledger, finished(budget, runs, recorded))
+            if failed:
+                sys.exit(f"{len(failed)} trainings failed; see {', '.join(failed)}; rerun to continue")
+            graphs = built_graphs(budget, pool, Path(tmp))
         h, w = budget.latency_size
         rows = {e.key: {"label": e.label, **size(e, h, w), **accuracy(e, budget, runs, recorded)} for e in ENTRIES}
-        timings = latency(budget, pool)
+        timings = latency(graphs, budget.repetitions)
     cfg = config(list(budget.overrides))
     result = {"command": " ".join(["python -m bench.pareto", *(argv if argv is not None else sys.argv[1:])]),
               "machine": describe(), "torchvision": import_torchvision().__version__, "budget": asdict(budget),

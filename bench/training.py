@@ -22,7 +22,7 @@ float 1x1 output, Table 10's batch 16); `irnet` is the shipped recipe.
 Resumable across sittings (bench/ledger.py): after training, and on `--record` at any time, every
 finished run's result goes to bench/training.runs.json (commit it: runs/ does not outlive a sitting).
 A (row, seed) whose run has finished with the command this script would give it now
-(the command best.pt records, the device aside) is not trained again, and one whose run is gone
+(the command its test.json copies from best.pt, the device aside) is not trained again, and one whose run is gone
 from disk keeps its result from the previous table (bench/training.json) or the ledger when the
 command and the training scenes' seed recorded there are the same (runs recorded before the scenes followed
 the run's seed are trained again). Writes bench/training.md and bench/training.json (--smoke: under

@@ -201,9 +201,10 @@ def test_training_bench_gap_is_relative_with_an_interval_and_a_verdict_from_it()
     assert gap_to([27.0], [31.0, 31.1])["verdict"].startswith("undecided")
 
 
-def _finished_run(folder: Path, args: list[str], value: float, recorded: bool = True) -> None:
+def _finished_run(folder: Path, args: list[str], value: float,
+                  recorded: tuple[str, ...] = ("train_scene_seed", "command")) -> None:
     """A run as the trainer leaves it: metrics.jsonl, best.pt and test.json, which records the run's command and
-    training scenes' seed unless `recorded` is False (as before the trainer wrote them)."""
+    training scenes' seed (those of them in `recorded`: fewer as before the trainer wrote them)."""
     import shlex
 
     from bench.training import command, config, scene_seed
@@ -216,7 +217,7 @@ def _finished_run(folder: Path, args: list[str], value: float, recorded: bool = 
     run = {"train_scene_seed": scene_seed(config(args)), "command": shlex.join(command(args))}
     (folder / "test.json").write_text(json.dumps({"device": "cpu", "epoch": 2, "val_miou_network_res": value + 0.02,
                                                   "test_miou": value, "test_scenes": 200,
-                                                  **(run if recorded else {})}))
+                                                  **{k: run[k] for k in recorded}}))
     save_checkpoint(folder / "best.pt", {k: None for k in REQUIRED})
 
 
@@ -244,6 +245,7 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
     folder is gone and the table records the training scenes' seed this code draws); a run whose
     recorded command differs, or one recorded before the scenes followed the run seed, is trained again."""
     import shlex
+    import shutil
 
     from bench.training import command, overrides, run_name, to_run
     from bisegunet_training.data import split_seed
@@ -260,8 +262,11 @@ def test_training_bench_trains_only_what_is_neither_on_disk_nor_in_the_last_tabl
     for stale in ({k: v for k, v in kept.items() if k != "train_scene_seed"}, {**kept, "train_scene_seed": 0}):
         jobs = to_run(["float"], range(2), out, "cpu", [], [stale])
         assert [j[-3] for j in jobs] == ["name=float_seed1"]
-    _finished_run(tmp_path / run_name("float", 1), overrides("float", 1, out, "cpu", []), 0.3, recorded=False)
-    assert [j[-3] for j in to_run(["float"], range(2), out, "cpu", [], [])] == ["name=float_seed1"]
+    for older in ((), ("train_scene_seed",)):             # before the trainer recorded the seed, or the command
+        folder = tmp_path / run_name("float", 1)
+        shutil.rmtree(folder, ignore_errors=True)
+        _finished_run(folder, overrides("float", 1, out, "cpu", []), 0.3, recorded=older)
+        assert [j[-3] for j in to_run(["float"], range(2), out, "cpu", [], [])] == ["name=float_seed1"]
 
 
 def test_training_bench_resumes_from_its_ledger_when_the_run_folders_are_gone(tmp_path):
@@ -437,20 +442,24 @@ def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tm
         whole = subprocess.Popen(_train_cmd(f"out_dir={tmp_path / 'whole'}", *args), stdout=log,
                                  stderr=subprocess.STDOUT, env=env)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(f"out_dir={killed}", *args), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    last = killed / "ci" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)                      # the first epoch is saved: killed inside the second
-    proc.wait()
-    done = load_checkpoint(last)["epoch"]
-    assert 1 <= done < 3
-    resumed = subprocess.run(_train_cmd(f"out_dir={killed}", *args, "--resume", str(last)), capture_output=True,
-                             text=True, env=env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert whole.wait(timeout=300) == 0, whole_log.read_text()[-2000:]
+    try:
+        proc = subprocess.Popen(_train_cmd(f"out_dir={killed}", *args), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        last = killed / "ci" / "last.pt"
+        deadline = time.monotonic() + 120
+        while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)                  # the first epoch is saved: killed inside the second
+        proc.wait()
+        done = load_checkpoint(last)["epoch"]
+        assert 1 <= done < 3
+        resumed = subprocess.run(_train_cmd(f"out_dir={killed}", *args, "--resume", str(last)), capture_output=True,
+                                 text=True, env=env)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert whole.wait(timeout=300) == 0, whole_log.read_text()[-2000:]
+    finally:
+        whole.kill()                                  # only if a failure above left it running
+        whole.wait()
     assert [r["epoch"] for r in rows(killed / "ci")] == [0, 1, 2]           # one row per epoch, none repeated
     expected, got = load_checkpoint(tmp_path / "whole" / "ci" / "last.pt"), load_checkpoint(last)
     assert got["epoch"] == expected["epoch"] == 3

@@ -36,6 +36,7 @@ def written_atomically(path: str | Path, write: Callable[[Path], object]) -> Pat
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """torch.save of `state` with the format tag, atomically."""
     return written_atomically(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
