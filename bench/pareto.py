@@ -22,8 +22,8 @@ random weights (latency does not depend on their values, so it needs no checkpoi
 bisegunet-export's graph (uint8 pixels in, labels and confidence out) at 512x1024, FP32 and INT8
 (bisegunet-quantize), built --jobs at a time in worker processes, which end before the graphs are
 timed in this one process on ONNX Runtime's CPU provider with the repetitions interleaved
-(bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the
-full run, README's block between the pareto markers.
+(bench/graph_latency.py). Writes OUT/pareto.{json,md,png} and, for the full run, README's block
+between the pareto markers.
 """
 from __future__ import annotations
 
