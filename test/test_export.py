@@ -219,9 +219,12 @@ def assert_only_the_slow_convolutions_float(fp32_path, cpu_path) -> int:
     """The CPU INT8 model's float convolutions are exactly quantize.float_convolutions of its FP32 model,
     each reading its own float weight and bias; ONNX Runtime's optimised graph runs all the others as
     integer and does not quantize these again. Returns how many there are."""
+    from bisegunet_training.integer_kernels import widen_convolutions
     from bisegunet_training.quantize import float_convolutions, integer_convolutions
 
-    expected = set(float_convolutions(onnx.load(str(fp32_path)).graph))
+    fp32 = onnx.load(str(fp32_path)).graph
+    widen_convolutions(fp32, excluded={n.name for n in fp32.node if n.name.startswith("uint8_io/")})
+    expected = set(float_convolutions(fp32))
     graph = onnx.load(str(cpu_path)).graph
     inits = {i.name for i in graph.initializer}
     network_convs = [n for n in graph.node if n.op_type == "Conv" and not n.name.startswith("uint8_io/")]
@@ -233,11 +236,66 @@ def assert_only_the_slow_convolutions_float(fp32_path, cpu_path) -> int:
 
 
 def assert_cpu_int8_runs_integer_convolutions(path) -> None:
-    """>= 90 % of the network's convolutions are QLinearConv/ConvInteger in ONNX Runtime's optimised graph."""
+    """>= 90 % of the network's convolutions are QLinearConv/ConvInteger in ONNX Runtime's optimised graph, and
+    every quantized one whose input channels come in fours is shaped for MLAS's symmetric integer kernel."""
     from bisegunet_training.quantize import integer_convolutions
 
     integer, total = integer_convolutions(path)
     assert total > 20 and integer >= 0.9 * total, (integer, total)
+    assert_shaped_for_the_integer_kernel(onnx.load(str(path)).graph, quantized_only=True)
+
+
+def assert_shaped_for_the_integer_kernel(graph: onnx.GraphProto, quantized_only: bool = False) -> int:
+    """integer_kernels' promise: each network convolution (each quantized one, with `quantized_only`) is
+    ungrouped or depthwise, and with input channels in fours has >= 16 output channels in eights. Returns
+    how many read fewer than 4 input channels (the stem's streams reading the image)."""
+    from bisegunet_training.integer_kernels import constants
+
+    weights = constants(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    short = 0
+    for node in graph.node:
+        if node.op_type != "Conv" or node.name.startswith("uint8_io/"):
+            continue
+        weight = node.input[1]
+        if quantized_only:
+            if weight not in producer or producer[weight].op_type != "DequantizeLinear":
+                continue
+            weight = producer[weight].input[0]
+        out_channels, in_channels = weights[weight].dims[:2]
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        assert group == 1 or in_channels == 1, node.name
+        if in_channels % 4:
+            short += 1
+        elif group == 1:
+            assert out_channels >= 16 and out_channels % 8 == 0, (node.name, out_channels)
+    return short
+
+
+@pytest.mark.parametrize("overrides, reading_the_image", [([], 3), (["entry_stride=4", "output_stride=8"], 1)],
+                         ids=["tiny", "fast"])
+def test_widened_convolutions_compute_what_the_network_did(overrides, reading_the_image, tmp_path):
+    """integer_kernels.widen_convolutions: grouped convolutions ungrouped, narrow ones given zero filters up to
+    16 outputs, Slices of the real channels where a non-convolution reads them; the logits are the same."""
+    import onnxruntime as ort
+
+    from bisegunet_training.integer_kernels import widen_convolutions
+
+    path = tmp_path / "m.onnx"
+    assert export_main(["--checkpoint", str(write_checkpoint(tmp_path / "m.pt", overrides)), "--out", str(path),
+                        "--logits", "--dynamic-batch"]) == 0
+    model = onnx.load(str(path))
+    widened = onnx.load(str(path))
+    changed = widen_convolutions(widened.graph, excluded={n.name for n in model.graph.node
+                                                          if n.name.startswith("uint8_io/")})
+    widened = onnx.shape_inference.infer_shapes(widened)
+    onnx.checker.check_model(widened, full_check=True)
+    assert len(changed) > 10 and any(n.op_type == "Slice" for n in widened.graph.node)
+    assert assert_shaped_for_the_integer_kernel(widened.graph) == reading_the_image   # the stem's streams or the entry
+    frames = np.stack([render_scene(81, i, H, W)[0] for i in range(2)])
+    original, wide = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                      .run(["logits"], {"pixels": frames})[0] for m in (model, widened))
+    np.testing.assert_allclose(wide, original, rtol=1e-4, atol=1e-4)
 
 
 def test_shipped_models_are_format_2_and_the_int8_ones_are_what_their_runtimes_take():
@@ -269,7 +327,7 @@ def test_quantize_writes_a_symmetric_tensorrt_model_and_an_integer_cpu_model_bes
     cpu = tmp_path / "tiny.int8-cpu.onnx"
     assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(tensorrt)))
     assert_cpu_int8_runs_integer_convolutions(cpu)
-    assert assert_only_the_slow_convolutions_float(exported, cpu) == 4   # tiny's 7x7 stem stream, 3 dilated branches
+    assert assert_only_the_slow_convolutions_float(exported, cpu) == 1   # tiny's 7x7 stem stream (3 input channels)
     graph = onnx.load(str(tensorrt)).graph       # TensorRT's model quantizes every convolution of the network
     producer = {o: n for n in graph.node for o in n.output}
     assert all(producer[n.input[1]].op_type == "DequantizeLinear" for n in graph.node
@@ -296,7 +354,7 @@ def test_convolutions_left_float_keep_their_own_float_weights_when_biases_coinci
     assert export_main(["--checkpoint", str(write_checkpoint(tmp_path / "fresh.pt", fresh_norms=True)),
                         "--out", str(fresh)]) == 0
     cpu = quantize(fresh, tmp_path / "fresh.int8-cpu.onnx", frames=2, target="cpu")
-    assert assert_only_the_slow_convolutions_float(fresh, cpu) == 4
+    assert assert_only_the_slow_convolutions_float(fresh, cpu) == 1
     frames = np.stack([render_scene(79, 0, H, W)[0]])
     agreement = (load_backend(cpu, "onnxruntime").infer(frames).labels ==
                  load_backend(fresh, "onnxruntime").infer(frames).labels).mean()

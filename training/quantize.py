@@ -17,9 +17,11 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
   wants uint8 activations): on a CPU this model runs mostly float convolutions between Q/DQ pairs.
 - cpu: asymmetric uint8 activations and int32 biases, Q/DQ on every quantized op's inputs and
   outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
-  kernels; VNNI where the CPU has it), but for the few convolutions its integer kernel runs slower
-  than its float one, left float (`float_convolutions`; the backend keeps ONNX Runtime from
-  quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
+  kernels; VNNI where the CPU has it). Before quantization its convolutions are widened to what
+  ONNX Runtime's fastest integer kernel takes (narrow ones padded with zero filters to 16 outputs,
+  grouped ones ungrouped: `integer_kernels`, the same function); the few it cannot widen and whose
+  integer kernel runs slower than the float one stay float (`float_convolutions`; the backend keeps
+  ONNX Runtime from quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
 which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
 model's input size through the model's own graph (model format 2), so its normalisation is the
@@ -45,6 +47,7 @@ from bisegunet_ros.cli_args import COUNT
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
 from .data.scenes import render_scene
+from .integer_kernels import constants, widen_convolutions
 from .uint8_graph import INPUT, without_dead_nodes
 from .uint8_graph import PREFIX as IO_PREFIX
 
@@ -83,24 +86,14 @@ def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
     return names
 
 
-def constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """The initializers by every name they go by: torch's exporter gives an initializer equal to an
-    earlier one (an untrained network's all-zero folded biases) as an Identity of that one."""
-    found = {i.name: i for i in graph.initializer}
-    for node in graph.node:             # topological order: an Identity's input is named before it
-        if node.op_type == "Identity" and node.input[0] in found:
-            found[node.output[0]] = found[node.input[0]]
-    return found
-
-
 def float_convolutions(graph: onnx.GraphProto) -> list[str]:
     """The convolutions the CPU model leaves float: ungrouped, with a kernel of at least
-    FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than INTEGER_CONV_MIN_OUT_CHANNELS output channels (the
-    dilated 7x7 branches of the Capacity Blocks and of the decoder's refining block where they are
-    narrow, the stem's 7x7 stream). ONNX Runtime's QLinearConv copies C_in x k x k bytes per output
-    pixel (im2col) for a GEMM that packs output channels 16 at a time, so with a big kernel and few
-    outputs the copy outweighs the integer arithmetic and its float NCHWc convolution is faster
-    (docs/backends.md)."""
+    FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than INTEGER_CONV_MIN_OUT_CHANNELS output channels. Run on
+    the graph after integer_kernels.widen_convolutions, which gives every convolution it can at least 16
+    outputs, this leaves the few it cannot: the stem's 7x7 stream, whose input is the 3-channel image
+    (ONNX Runtime's fast integer kernel wants input channels in fours). Those take QLinearConv's other
+    path, an im2col copy of C_in x k x k bytes per output pixel for a GEMM, slower than the float NCHWc
+    convolution for a big kernel and few outputs (docs/backends.md)."""
     weights = constants(graph)
 
     def slower_as_integer(node: onnx.NodeProto) -> bool:
@@ -161,17 +154,23 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
-    float_convs = float_convolutions(model.graph) if target == "cpu" else []
     float_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
+        source = onnx.load(str(prepared))
+        if target == "cpu":     # the same function on ONNX Runtime's fast integer convolution kernel
+            widened = widen_convolutions(source.graph, excluded=set(float_nodes))
+            source = onnx.shape_inference.infer_shapes(source)
+            onnx.save(source, str(prepared))
+            log.info("%d convolutions widened or ungrouped for ONNX Runtime's integer kernel", len(widened))
+        float_convs = float_convolutions(source.graph) if target == "cpu" else []
         quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=ACTIVATION_TYPE[target],
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_nodes + float_convs,
                         extra_options=QDQ_OPTIONS[target])
     quantized = onnx.load(str(out))
-    own_float_inputs(quantized, model.graph, float_convs)
+    own_float_inputs(quantized, source.graph, float_convs)
     props.update({PREFIX + "precision": json.dumps("int8"), PREFIX + "int8_target": json.dumps(target)})
     onnx.helper.set_model_props(quantized, props)
     onnx.save(quantized, str(out))

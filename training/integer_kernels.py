@@ -1,0 +1,145 @@
+"""Reshape a float graph's convolutions, before CPU quantization, into ones ONNX Runtime's fast integer kernel takes.
+
+ONNX Runtime's QLinearConv has two x86 paths (MLAS, onnxruntime/core/mlas/lib/convsym.cpp and
+providers/cpu/quantization/qlinearconv.cc). The symmetric-weight kernel ("ConvSym") reads the uint8 input in
+place through an indirection buffer and requantizes as it goes; MlasConvSymPackWSize grants it to an
+ungrouped convolution with int8 weights of zero point 0 (this project's CPU model has them), at least
+FilterOutputChannelPackCount (16) output channels, input channels a multiple of 4 and output channels a
+multiple of 4 (AVX-512) or 8 (AVX2). Every other convolution copies C_in x k x k bytes per output pixel
+(im2col) for a GEMM with an int32 result: a 7x7 convolution with 6 outputs ran slower than its float
+NCHWc kernel that way, and one with 16 outputs three times faster the ConvSym way (docs/backends.md).
+BiSegUNet's Capacity Blocks split their width over four branches, so its narrow layers (6 to 12
+outputs in `small`'s full-resolution blocks) and its grouped 3x3 branches missed that kernel. Hence,
+on the float graph, the same function computed wider:
+- a grouped convolution (not depthwise) becomes an ungrouped one with block-diagonal weights (more
+  multiply-adds, each far cheaper);
+- a convolution with output channels short of the kernel's conditions gets zero filters (bias 0) up to
+  the next multiple of OUTPUT_CHANNEL_MULTIPLE, at least MIN_OUTPUT_CHANNELS; its ReLU, where it has one,
+  keeps the added channels zero. A convolution reading that output reads all of it, its weights given
+  zero input channels to match; any other reader gets a Slice of the real channels.
+The added channels are exactly zero in float and after quantization (zero weights and bias), so the
+quantized model computes what it did before, on the kernel ONNX Runtime runs fastest.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+PREFIX = "integer_kernels/"
+MIN_OUTPUT_CHANNELS = 16       # MLAS FilterOutputChannelPackCount, every x86 ConvSym dispatch
+OUTPUT_CHANNEL_MULTIPLE = 8    # KernelOutputChannelAlignment: 4 on AVX-512, 8 on AVX2 / AVX-VNNI
+INPUT_CHANNEL_MULTIPLE = 4     # KernelInputChannelAlignment
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _dense(weight: np.ndarray, group: int) -> np.ndarray:
+    """The ungrouped weights of a grouped convolution: group g's filters see only input channels of group g."""
+    out_channels, group_in = weight.shape[:2]
+    per_group = out_channels // group
+    dense = np.zeros((out_channels, group_in * group, *weight.shape[2:]), weight.dtype)
+    for g in range(group):
+        dense[g * per_group:(g + 1) * per_group, g * group_in:(g + 1) * group_in] = weight[g * per_group:(g + 1) * per_group]
+    return dense
+
+
+def constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The initializers by every name they go by: torch's exporter gives an initializer equal to an
+    earlier one (an untrained network's all-zero folded biases) as an Identity of that one."""
+    found = {i.name: i for i in graph.initializer}
+    for node in graph.node:             # topological order: an Identity's input is named before it
+        if node.op_type == "Identity" and node.input[0] in found:
+            found[node.output[0]] = found[node.input[0]]
+    return found
+
+
+def wide_channels(channels: int) -> int:
+    """The output width the ConvSym kernel takes for a convolution of `channels` outputs."""
+    multiple = -(-channels // OUTPUT_CHANNEL_MULTIPLE) * OUTPUT_CHANNEL_MULTIPLE
+    return max(MIN_OUTPUT_CHANNELS, multiple)
+
+
+def widen_convolutions(graph: onnx.GraphProto, excluded: Collection[str] = ()) -> list[str]:
+    """Rewrite `graph` in place as the module docstring says; convolutions named in `excluded` (the float
+    head and tail) and those without constant weights are left alone. Returns the names of the
+    convolutions changed. Stale shapes are dropped from value_info (run shape inference after)."""
+    weights = constants(graph)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def rewritable(node: onnx.NodeProto) -> bool:
+        """A convolution whose weights (and bias) are constants, not depthwise, not excluded."""
+        if node.op_type != "Conv" or node.name in excluded or node.input[1] not in weights:
+            return False
+        if len(node.input) > 2 and node.input[2] and node.input[2] not in weights:
+            return False
+        return _attribute(node, "group", 1) == 1 or weights[node.input[1]].dims[1] > 1
+
+    def reads_wide(reader: onnx.NodeProto, tensor: str) -> bool:
+        return rewritable(reader) and reader.input[0] == tensor and tensor not in reader.input[1:]
+
+    widened: dict[str, tuple[str, int]] = {}     # tensor -> (its wide tensor, wide channels)
+    added: list[onnx.TensorProto] = []
+    slices: dict[str, onnx.NodeProto] = {}       # wide tensor -> the Slice of its real channels
+    changed: list[str] = []
+
+    def constant(name: str, array: np.ndarray) -> str:
+        added.append(numpy_helper.from_array(array, PREFIX + name))
+        return PREFIX + name
+
+    for node in graph.node:          # topological order: a convolution's producer is rewritten first
+        if not rewritable(node):
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 and node.input[2] else None
+        group = _attribute(node, "group", 1)
+        original = weight
+        if group > 1:
+            weight = _dense(weight, group)
+            next(a for a in node.attribute if a.name == "group").i = 1
+        if node.input[0] in widened:
+            wide_input, channels = widened[node.input[0]]
+            node.input[0] = wide_input
+            weight = np.concatenate(
+                [weight, np.zeros((weight.shape[0], channels - weight.shape[1], *weight.shape[2:]), weight.dtype)], 1)
+        out_channels, in_channels = weight.shape[:2]
+        wide = wide_channels(out_channels)
+        if in_channels % INPUT_CHANNEL_MULTIPLE == 0 and wide != out_channels:
+            weight = np.concatenate([weight, np.zeros((wide - out_channels, *weight.shape[1:]), weight.dtype)])
+            bias = np.zeros(out_channels, weight.dtype) if bias is None else bias
+            if len(node.input) < 3:
+                node.input.append("")
+            node.input[2] = constant(f"{node.name}/bias", np.concatenate([bias, np.zeros(wide - out_channels, bias.dtype)]))
+            conv_readers = readers.get(node.output[0], [])
+            last = conv_readers[0] if len(conv_readers) == 1 and conv_readers[0].op_type == "Relu" else node
+            tensor = last.output[0]
+            wide_tensor = last.output[0] = PREFIX + tensor
+            widened[tensor] = (wide_tensor, wide)
+            if tensor in outputs or not all(reads_wide(r, tensor) for r in readers.get(tensor, [])):
+                slices[wide_tensor] = helper.make_node(
+                    "Slice", [wide_tensor, constant(f"{tensor}/starts", np.array([0])),
+                              constant(f"{tensor}/ends", np.array([out_channels])),
+                              constant(f"{tensor}/axes", np.array([1]))], [tensor], name=f"{PREFIX}{tensor}/slice")
+        if weight is not original:
+            node.input[1] = constant(f"{node.name}/weight", weight)
+            changed.append(node.name)
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        nodes.extend(slices[o] for o in node.output if o in slices)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    used = {name for node in graph.node for name in node.input}
+    for tensor in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(tensor)
+    del graph.value_info[:]
+    return changed
