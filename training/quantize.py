@@ -18,8 +18,8 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
 - cpu: asymmetric uint8 activations and int32 biases, Q/DQ on every quantized op's inputs and
   outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
   kernels; VNNI where the CPU has it). Before quantization its convolutions are widened to what
-  ONNX Runtime's fastest integer kernel takes (narrow ones padded with zero filters to 16 outputs,
-  grouped ones ungrouped: `integer_kernels`, the same function); the few it cannot widen and whose
+  ONNX Runtime's fastest integer kernel takes (narrow ones given zero filters up to at least 16
+  outputs, grouped ones ungrouped: `integer_kernels`, the same function); the few it cannot widen and whose
   integer kernel runs slower than the float one stay float (`float_convolutions`; the backend keeps
   ONNX Runtime from quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
@@ -47,7 +47,7 @@ from bisegunet_ros.cli_args import COUNT
 from bisegunet_ros.model_info import PREFIX, ModelError, ModelInfo, cpu_int8_path
 
 from .data.scenes import render_scene
-from .integer_kernels import constants, widen_convolutions
+from .integer_kernels import MIN_OUTPUT_CHANNELS, attribute, constants, widen_convolutions
 from .uint8_graph import INPUT, without_dead_nodes
 from .uint8_graph import PREFIX as IO_PREFIX
 
@@ -58,7 +58,7 @@ QDQ_OPTIONS = {"tensorrt": {"ActivationSymmetric": True, "WeightSymmetric": True
                "cpu": {"ActivationSymmetric": False, "WeightSymmetric": True}}
 ACTIVATION_TYPE = {"tensorrt": QuantType.QInt8, "cpu": QuantType.QUInt8}
 INTEGER_CONVS, FLOAT_CONVS = ("QLinearConv", "ConvInteger"), ("Conv", "FusedConv")
-FLOAT_CONV_MIN_KERNEL_AREA, INTEGER_CONV_MIN_OUT_CHANNELS = 49, 16   # float_convolutions, CPU target only
+FLOAT_CONV_MIN_KERNEL_AREA = 49   # float_convolutions, CPU target only
 
 
 class SceneReader(CalibrationDataReader):
@@ -88,7 +88,7 @@ def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
 
 def float_convolutions(graph: onnx.GraphProto) -> list[str]:
     """The convolutions the CPU model leaves float: ungrouped, with a kernel of at least
-    FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than INTEGER_CONV_MIN_OUT_CHANNELS output channels. Run on
+    FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than MIN_OUTPUT_CHANNELS output channels. Run on
     the graph after integer_kernels.widen_convolutions, which gives every convolution it can at least 16
     outputs, this leaves the few it cannot: the stem's 7x7 stream, whose input is the 3-channel image
     (ONNX Runtime's fast integer kernel wants input channels in fours). Those take QLinearConv's other
@@ -98,9 +98,8 @@ def float_convolutions(graph: onnx.GraphProto) -> list[str]:
 
     def slower_as_integer(node: onnx.NodeProto) -> bool:
         shape = list(weights[node.input[1]].dims)
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        return len(shape) == 4 and group == 1 and shape[2] * shape[3] >= FLOAT_CONV_MIN_KERNEL_AREA \
-            and shape[0] < INTEGER_CONV_MIN_OUT_CHANNELS
+        return len(shape) == 4 and attribute(node, "group", 1) == 1 \
+            and shape[2] * shape[3] >= FLOAT_CONV_MIN_KERNEL_AREA and shape[0] < MIN_OUTPUT_CHANNELS
 
     return [n.name for n in graph.node if n.op_type == "Conv" and n.input[1] in weights and slower_as_integer(n)]
 
@@ -163,7 +162,7 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
             widened = widen_convolutions(source.graph, excluded=set(float_nodes))
             source = onnx.shape_inference.infer_shapes(source)
             onnx.save(source, str(prepared))
-            log.info("%d convolutions widened or ungrouped for ONNX Runtime's integer kernel", len(widened))
+            log.info("%d convolutions reshaped for ONNX Runtime's integer kernel", len(widened))
         float_convs = float_convolutions(source.graph) if target == "cpu" else []
         quantize_static(str(prepared), str(out), SceneReader(info, frames, seed), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=ACTIVATION_TYPE[target],
