@@ -69,7 +69,8 @@ def _dense(weight: np.ndarray, group: int) -> np.ndarray:
     per_group = out_channels // group
     dense = np.zeros((out_channels, group_in * group, *weight.shape[2:]), weight.dtype)
     for g in range(group):
-        dense[g * per_group:(g + 1) * per_group, g * group_in:(g + 1) * group_in] = weight[g * per_group:(g + 1) * per_group]
+        rows = slice(g * per_group, (g + 1) * per_group)
+        dense[rows, g * group_in:(g + 1) * group_in] = weight[rows]
     return dense
 
 

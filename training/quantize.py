@@ -19,9 +19,9 @@ scale alpha_c / 127). They differ in the activations, because the two runtimes w
   outputs, so ONNX Runtime's graph optimiser turns each DQ -> Conv -> Q into QLinearConv (u8s8
   kernels; VNNI where the CPU has it). Before quantization its convolutions are widened to what
   ONNX Runtime's fastest integer kernel takes (narrow ones given zero filters up to at least 16
-  outputs, grouped ones ungrouped: `integer_kernels`, the same function); the few it cannot widen and whose
-  integer kernel runs slower than the float one stay float (`float_convolutions`; the backend keeps
-  ONNX Runtime from quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
+  outputs, grouped ones ungrouped: `integer_kernels`, the same function); the few it cannot widen
+  and whose integer kernel runs slower than the float one stay float (`float_convolutions`; the
+  backend keeps ONNX Runtime from quantizing them again, onnxruntime_backend.CPU_INT8_DISABLED_OPTIMIZERS).
 Both start from ONNX Runtime's `quant_pre_process` (shape inference and graph clean-up, without
 which fewer convolutions are fused). Calibration feeds uint8 synthetic street scenes at the
 model's input size through the model's own graph (model format 2), so its normalisation is the
