@@ -216,14 +216,14 @@ def assert_symmetric_int8_qdq_with_uint8_ends(model: onnx.ModelProto) -> None:
 
 
 def assert_only_the_slow_convolutions_float(fp32_path, cpu_path) -> int:
-    """The CPU INT8 model's float convolutions are exactly quantize.float_convolutions of its FP32 model,
-    each reading its own float weight and bias; ONNX Runtime's optimised graph runs all the others as
+    """The CPU INT8 model's float convolutions are exactly quantize.float_convolutions of its widened FP32
+    model, each reading its own float weight and bias; ONNX Runtime's optimised graph runs all the others as
     integer and does not quantize these again. Returns how many there are."""
     from bisegunet_training.integer_kernels import widen_convolutions
-    from bisegunet_training.quantize import float_convolutions, integer_convolutions
+    from bisegunet_training.quantize import float_convolutions, float_head_and_tail, integer_convolutions
 
     fp32 = onnx.load(str(fp32_path)).graph
-    widen_convolutions(fp32, excluded={n.name for n in fp32.node if n.name.startswith("uint8_io/")})
+    widen_convolutions(fp32, excluded=set(float_head_and_tail(fp32)))
     expected = set(float_convolutions(fp32))
     graph = onnx.load(str(cpu_path)).graph
     inits = {i.name for i in graph.initializer}
@@ -281,14 +281,14 @@ def test_widened_convolutions_compute_what_the_network_did(overrides, reading_th
     import onnxruntime as ort
 
     from bisegunet_training.integer_kernels import widen_convolutions
+    from bisegunet_training.quantize import float_head_and_tail
 
     path = tmp_path / "m.onnx"
     assert export_main(["--checkpoint", str(write_checkpoint(tmp_path / "m.pt", overrides)), "--out", str(path),
                         "--logits", "--dynamic-batch"]) == 0
     model = onnx.load(str(path))
     widened = onnx.load(str(path))
-    changed = widen_convolutions(widened.graph, excluded={n.name for n in model.graph.node
-                                                          if n.name.startswith("uint8_io/")})
+    changed = widen_convolutions(widened.graph, excluded=set(float_head_and_tail(model.graph)))
     widened = onnx.shape_inference.infer_shapes(widened)
     onnx.checker.check_model(widened, full_check=True)
     assert len(changed) > 10 and any(n.op_type == "Slice" for n in widened.graph.node)

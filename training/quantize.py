@@ -86,6 +86,12 @@ def logits_upsampling(graph: onnx.GraphProto) -> list[str]:
     return names
 
 
+def float_head_and_tail(graph: onnx.GraphProto) -> list[str]:
+    """The nodes both INT8 models leave float whatever they are: the uint8 head and the label/confidence
+    tail (`uint8_io/` nodes) and the upsampling of the logits (`logits_upsampling`)."""
+    return [n.name for n in graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(graph)
+
+
 def float_convolutions(graph: onnx.GraphProto) -> list[str]:
     """The convolutions the CPU model leaves float: ungrouped, with a kernel of at least
     FLOAT_CONV_MIN_KERNEL_AREA taps and fewer than MIN_OUTPUT_CHANNELS output channels. Run on
@@ -153,7 +159,7 @@ def quantize(onnx_path: str | Path, out: str | Path, frames: int = 64, seed: int
         raise ModelError(f"{onnx_path}: calibration renders RGB scenes; this model takes {info.channel_order}")
     model = onnx.load(str(onnx_path))
     props = {p.key: p.value for p in model.metadata_props}
-    float_nodes = [n.name for n in model.graph.node if n.name.startswith(IO_PREFIX)] + logits_upsampling(model.graph)
+    float_nodes = float_head_and_tail(model.graph)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
