@@ -1,12 +1,13 @@
 """What the exported graph's head and tail cost: the bare network against bisegunet-export's graph, on this CPU.
 
-    python -m bench.tail [--models fast tiny small torchvision:lraspp_mobilenet_v3_large] [--height 512 --width 1024]
-        [--runs 5] [--repeats 5] [--threads 0] [--profile]
+    python -m bench.tail [--models fast tiny small torchvision:lraspp_mobilenet_v3_large
+        torchvision:deeplabv3_mobilenet_v3_large] [--height 512 --width 1024] [--runs 5] [--repeats 5] [--threads 0]
+        [--profile]
     python -m bench.tail --smoke --out DIR      # toy size, 1 call, 2 repetitions (checks the path only)
 
 Per model (random weights: latency does not depend on their values) three graphs, all run by ONNX
 Runtime with the backend's session options:
-- bare: the folded float network as torch.onnx.export writes it (torchvision's LR-ASPP upsamples
+- bare: the folded float network as torch.onnx.export writes it (torchvision's LR-ASPP and DeepLabV3 upsample
   its logits bilinearly to the input size inside it, as does `fast`, whose decoder stops at stride 8;
   tiny's and small's decoders end at the input size)
   followed by ArgMax over the class axis, fed normalised float NCHW;
@@ -41,7 +42,7 @@ from bisegunet_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, infer
 from bisegunet_ros.onnx_wire import without_output
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("fast", "tiny", "small", "torchvision:lraspp_mobilenet_v3_large")
+MODELS = ("fast", "tiny", "small", "torchvision:lraspp_mobilenet_v3_large", "torchvision:deeplabv3_mobilenet_v3_large")
 GRAPHS = ("bare", "labels + confidence", "labels only")
 
 

@@ -22,12 +22,12 @@ H, W = 64, 128
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def write_checkpoint(path, overrides: list[str] = (), fresh_norms: bool = False):
-    """A binarized tiny checkpoint with non-trivial BatchNorm statistics, so folding is really exercised:
+def write_checkpoint(path, overrides: list[str] = (), fresh_norms: bool = False, preset: str = "tiny"):
+    """A binarized checkpoint of `preset` with non-trivial BatchNorm statistics, so folding is really exercised:
     running statistics measured on synthetic scenes (as training leaves them), random scales; with
     `fresh_norms`, BatchNorm as initialised (every folded bias zero)."""
     torch.manual_seed(0)
-    cfg = load_model_config("tiny", overrides)
+    cfg = load_model_config(preset, overrides)
     model = build_model(cfg)
     set_binarized(model, True)
     norms = [] if fresh_norms else [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -398,9 +398,11 @@ def test_format_1_file_is_rewrapped_with_its_own_normalisation(checkpoint, tmp_p
         p.key: p.value for p in onnx.load(str(new)).metadata_props}
 
 
-def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
+@pytest.mark.parametrize("preset, overrides", [("tiny", ["entry_stride=2", "output_stride=4"]), ("fast", [])],
+                         ids=["entry2_os4", "fast_entry4_os8"])
+def test_strided_entry_and_decoder_export_with_full_size_logits(preset, overrides, tmp_path):
     """entry_stride and output_stride: the graph's logits are the input size and match PyTorch's, packing is exact."""
-    strided = write_checkpoint(tmp_path / "strided.pt", ["entry_stride=2", "output_stride=4"])
+    strided = write_checkpoint(tmp_path / "strided.pt", overrides, preset=preset)
     out = tmp_path / "strided.onnx"
     assert export_main(["--checkpoint", str(strided), "--out", str(out), "--dynamic-batch", "--logits"]) == 0
     assert load_backend(out, "onnxruntime").infer(np.zeros((1, H, W, 3), np.uint8)).logits.shape == (1, 19, H, W)
@@ -413,6 +415,7 @@ def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
     from bisegunet_training.quantize import quantize
 
     int8 = quantize(out, tmp_path / "strided.int8-cpu.onnx", frames=2, target="cpu")
+    assert_cpu_int8_runs_integer_convolutions(int8)
     graph = onnx.load(str(int8)).graph
     producer = {o: n for n in graph.node for o in n.output}
     upsample = producer[next(n for n in graph.node if n.op_type == "ArgMax").input[0]]
@@ -427,6 +430,21 @@ def test_strided_entry_and_decoder_export_with_full_size_logits(tmp_path):
     frames = np.stack([render_scene(78, 0, H, W)[0]])
     np.testing.assert_array_equal(load_backend(again, "onnxruntime").infer(frames).labels,
                                   load_backend(out, "onnxruntime").infer(frames).labels)
+
+
+@pytest.mark.parametrize("preset", ["small", "fast"])
+def test_int8_models_of_the_presets_issue_23_times(preset, tmp_path):
+    """Issue 23's INT8 goal names `small` and `fast`: the TensorRT model symmetric with zero point 0, the CPU one
+    running >= 90 % of the network's convolutions as integer in ONNX Runtime, all but quantize's slow ones."""
+    from bisegunet_training.quantize import quantize
+
+    fp32 = tmp_path / f"{preset}.onnx"
+    assert export_main(["--checkpoint", str(write_checkpoint(tmp_path / "m.pt", preset=preset)), "--out", str(fp32),
+                        "--dynamic-batch"]) == 0
+    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(quantize(fp32, tmp_path / "m.int8.onnx", frames=2))))
+    cpu = quantize(fp32, tmp_path / "m.int8-cpu.onnx", frames=2, target="cpu")
+    assert_cpu_int8_runs_integer_convolutions(cpu)
+    assert_only_the_slow_convolutions_float(fp32, cpu)
 
 
 def test_a_size_off_the_network_stride_exports_with_constant_padding(tmp_path):
