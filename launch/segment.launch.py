@@ -28,6 +28,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from bisegunet_ros.dds_profile import profile_environment
+from bisegunet_ros.resources import SHIPPED_MODEL
 from bisegunet_ros.rviz_config import write_rviz_config
 
 # Launch arguments that override the parameters file only when given (default "").
@@ -104,7 +105,7 @@ def _launch_setup(context: LaunchContext) -> list:
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("bisegunet_ros")
     args = [
-        DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", "bisegunet_tiny.onnx"]),
+        DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", f"{SHIPPED_MODEL}.onnx"]),
                               description="ONNX model written by bisegunet-export (default: the shipped model)"),
         DeclareLaunchArgument("cameras", default_value="[camera]", description="camera namespaces, YAML list"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "segment.yaml"]),

@@ -5,12 +5,13 @@ import json
 from pathlib import Path
 
 from bench import demo
+from bisegunet_ros.resources import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_bench_scores_every_model_at_every_rate(tmp_path):
-    shipped = ROOT / "models/bisegunet_tiny.onnx"
+    shipped = ROOT / "models" / f"{SHIPPED_MODEL}.onnx"
     assert demo.main(["--smoke", "--frames", "3", "--repeats", "1", "--rates", "1", "--models", str(shipped),
                       "--out", str(tmp_path / "demo")]) == 0
     (row,) = json.loads((tmp_path / "demo.json").read_text())["results"]

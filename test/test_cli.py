@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from bisegunet_ros.resources import SHIPPED_MODEL
+
 SCRIPTS = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("bisegunet-")}
 
 # Runs one console script's main(argv) in a fresh interpreter; with "--no-torch" first, importing torch
@@ -104,10 +106,10 @@ def test_vehicle_tools_run_without_torch(tmp_path):
     result = run_cli(tmp_path, "bisegunet-make-bag", "bag", "--frames", "2", "--height", "64", "--width", "128",
                      no_torch=True)
     assert result.returncode == 0, result.stderr
-    result = run_cli(tmp_path, "bisegunet-eval-bag", "bag", "--model", "bisegunet_tiny", "--backend", "onnxruntime",
+    result = run_cli(tmp_path, "bisegunet-eval-bag", "bag", "--model", SHIPPED_MODEL, "--backend", "onnxruntime",
                      "--out", "report", no_torch=True)
     assert result.returncode == 0, result.stderr
     assert "frames evaluated: 2" in result.stdout and (tmp_path / "report/report.json").is_file()
     # no TensorRT here: the tool says so in one line, after importing everything it needs, torch excepted
-    result = run_cli(tmp_path, "bisegunet-build-engine", "--onnx", "bisegunet_tiny.onnx", no_torch=True)
+    result = run_cli(tmp_path, "bisegunet-build-engine", "--onnx", f"{SHIPPED_MODEL}.onnx", no_torch=True)
     assert result.returncode == 2 and "cannot build a TensorRT engine here" in result.stderr, result.stderr

@@ -303,13 +303,14 @@ def test_shipped_models_are_format_2_and_the_int8_ones_are_what_their_runtimes_t
     from pathlib import Path
 
     from bisegunet_ros.model_info import FORMAT_VERSION, ModelInfo
+    from bisegunet_ros.resources import SHIPPED_MODEL
 
     models = Path(__file__).resolve().parents[1] / "models"
-    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(models / "bisegunet_tiny.int8.onnx")))
-    assert_cpu_int8_runs_integer_convolutions(models / "bisegunet_tiny.int8-cpu.onnx")
-    assert_only_the_slow_convolutions_float(models / "bisegunet_tiny.onnx", models / "bisegunet_tiny.int8-cpu.onnx")
-    for name, target in (("bisegunet_tiny.onnx", None), ("bisegunet_tiny.int8.onnx", "tensorrt"),
-                         ("bisegunet_tiny.int8-cpu.onnx", "cpu")):
+    fp32, tensorrt, cpu = (f"{SHIPPED_MODEL}{suffix}" for suffix in (".onnx", ".int8.onnx", ".int8-cpu.onnx"))
+    assert_symmetric_int8_qdq_with_uint8_ends(onnx.load(str(models / tensorrt)))
+    assert_cpu_int8_runs_integer_convolutions(models / cpu)
+    assert_only_the_slow_convolutions_float(models / fp32, models / cpu)
+    for name, target in ((fp32, None), (tensorrt, "tensorrt"), (cpu, "cpu")):
         assert ModelInfo.from_onnx(models / name).int8_target == target   # refuses anything but the current format
         model = onnx.load(str(models / name))
         assert {p.key: p.value for p in model.metadata_props}["bisegunet.format_version"] == str(FORMAT_VERSION)

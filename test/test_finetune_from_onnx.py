@@ -10,13 +10,14 @@ import onnxruntime as ort
 import torch
 
 from bisegunet_ros.model_info import ModelInfo
+from bisegunet_ros.resources import SHIPPED_MODEL
 from bisegunet_training.data import render_scene
 from bisegunet_training.finetune import load_matching_weights
 from bisegunet_training.model import binary_layers, build_model, load_model_config
 from bisegunet_training.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "models/bisegunet_tiny.onnx"
+SHIPPED = ROOT / "models" / f"{SHIPPED_MODEL}.onnx"
 CI = str(ROOT / "config/train/ci.yaml")
 
 
@@ -38,11 +39,11 @@ def test_the_shipped_onnx_model_loads_back_into_torch_and_predicts_the_same_labe
 
 
 def test_fine_tuning_starts_from_the_shipped_model(tmp_path, caplog):
-    args = ["--config", CI, f"out_dir={tmp_path}", "name=tuned", "init_from=bisegunet_tiny", "phases=binary_only",
+    args = ["--config", CI, f"out_dir={tmp_path}", "name=tuned", f"init_from={SHIPPED_MODEL}", "phases=binary_only",
             "epochs=1", "iters_per_epoch=2", "data.val_size=4", "model_overrides=[weight_standardization=true]"]
     with caplog.at_level("INFO"):
         assert train_main(args) == 0
     total = len(build_model(load_model_config("tiny")).state_dict())
-    assert f"init_from bisegunet_tiny: loaded {total} of {total} tensors" in caplog.text
+    assert f"init_from {SHIPPED_MODEL}: loaded {total} of {total} tensors" in caplog.text
     (row,) = [json.loads(line) for line in (tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()]
     assert row["val_miou_network_res"] > 0.2          # a fresh tiny model after 2 steps scores a few per cent

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bisegunet_ros.resources import SHIPPED_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = ("../" + "shared", "/work/" + "shared")     # spelled apart so that this file does not match itself
 NOT_SOURCES = shutil.ignore_patterns(".venv", ".git", "build", "runs", "reports", "__pycache__", "*.egg-info",
@@ -43,7 +45,7 @@ def test_installed_package_finds_its_files_from_any_directory(installed, tmp_pat
              "from bisegunet_training.model import ModelConfig, load_model_config\n"
              "assert load_model_config('small') == ModelConfig()\n"
              "assert load_model_config('config/model/tiny.yaml').name == 'tiny'\n"
-             "for kind, name in (('preset', 'paper'), ('train', 'tiny_synthetic'), ('model', 'bisegunet_tiny')):\n"
+             f"for kind, name in (('preset', 'paper'), ('train', 'tiny_synthetic'), ('model', '{SHIPPED_MODEL}')):\n"
              "    print(find_resource(kind, name))\n"
              "print(bisegunet_ros.__file__, bisegunet_training.__file__)\n")
     printed = run(site, env, tmp_path, sys.executable, "-c", probe).stdout.split()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from catkin_pkg.package import parse_package
 
+from bisegunet_ros.resources import SHIPPED_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS_FIX = ROOT / "cmake" / "pypi_wheels_fix.cmake"  # the venv world's fixes for PyPI's ROS wheels
 
@@ -87,7 +89,7 @@ def test_ament_build_installs_an_importable_tree(tmp_path):
              "s(ClassMasks()); s(SegmentationInfo())\n"
              "import bisegunet_ros.evaluation.evaluate_bag\n"
              "from bisegunet_ros.resources import find_resource\n"
-             "print(find_resource('preset', 'small'), find_resource('model', 'bisegunet_tiny'))\n"
+             f"print(find_resource('preset', 'small'), find_resource('model', '{SHIPPED_MODEL}'))\n"
              "print(bisegunet_ros.__file__)\n")
     run_env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix),
                    LD_LIBRARY_PATH=f"{prefix / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}")
@@ -100,7 +102,7 @@ def test_ament_build_installs_an_importable_tree(tmp_path):
     found, imported = result.stdout.strip().splitlines()
     assert imported.startswith(str(site)), "imported the source tree, not the installed one"
     share = prefix / "share/bisegunet_ros"      # found through ament_index_python, as on a ROS install
-    assert found.split() == [str(share / "config/model/small.yaml"), str(share / "models/bisegunet_tiny.onnx")]
+    assert found.split() == [str(share / "config/model/small.yaml"), str(share / "models" / f"{SHIPPED_MODEL}.onnx")]
 
 
 @pytest.mark.slow

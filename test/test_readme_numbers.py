@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from bench import summary
+from bisegunet_ros.resources import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +130,7 @@ def test_the_shipped_model_row_is_refused_when_model_and_record_do_not_name_each
     commit (bench/shipped.record_mismatch); a model re-exported without its record, or a record rewritten
     for another run, gives "refused" and a shortfall instead of the record's numbers."""
     (tmp_path / "models").mkdir()
-    shutil.copy(ROOT / "models/bisegunet_tiny.onnx", tmp_path / "models")
+    shutil.copy(ROOT / "models" / f"{SHIPPED_MODEL}.onnx", tmp_path / "models")
     record = json.loads((ROOT / summary.SHIPPED_RECORD).read_text())
     shipped = next(r for r in summary.ROWS if r[1] == summary.SHIPPED_RECORD)
     for change, expected in [({}, None), ({"onnx_sha256": "0" * 64}, "sha256 is not the record's onnx_sha256"),

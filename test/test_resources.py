@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bisegunet_ros import resources
-from bisegunet_ros.resources import ResourceError, find_resource, shipped
+from bisegunet_ros.resources import SHIPPED_MODEL, ResourceError, find_resource, shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("preset", "small", "config/model/small.yaml"), ("preset", "tiny.yaml", "config/model/tiny.yaml"),
     ("preset", "config/model/paper.yaml", "config/model/paper.yaml"),
     ("train", "tiny_synthetic", "config/train/tiny_synthetic.yaml"),
-    ("model", "bisegunet_tiny", "models/bisegunet_tiny.onnx"),
-    ("model", "bisegunet_tiny.int8", "models/bisegunet_tiny.int8.onnx"),
+    ("model", SHIPPED_MODEL, f"models/{SHIPPED_MODEL}.onnx"),
+    ("model", f"{SHIPPED_MODEL}.int8", f"models/{SHIPPED_MODEL}.int8.onnx"),
 ])
 def test_names_and_repository_paths_resolve_from_another_directory(tmp_path, monkeypatch, kind, name, expected):
     monkeypatch.chdir(tmp_path)
