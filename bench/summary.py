@@ -304,6 +304,18 @@ def data_speed(d: dict) -> tuple[str, str, list[str]]:
     return what, "; ".join(parts), []
 
 
+def gpu_latency(d: dict) -> tuple[str, str, list[str]]:
+    batch1 = [r for r in d["rows"] if r["batch"] == 1]
+    sizes = list(dict.fromkeys(r["size"] for r in batch1))
+    what = (f"PyTorch FP16 with CUDA graphs, forward + argmax, batch 1, on {d['machine']['gpu']}; median ms at "
+            + " / ".join(sizes))
+    by_model = {}
+    for r in batch1:
+        by_model.setdefault(r["model"], {})[r["size"]] = r["cuda_graph_fp16_ms"]["median"]
+    parts = [f"{model} " + " / ".join(f"{ms[size]:.2f}" for size in sizes) for model, ms in by_model.items()]
+    return what, "; ".join(parts), []
+
+
 def cuda_plumbing(d: dict) -> tuple[str, str, list[str]]:
     checks = d["checks"]
     passed = sum(bool(v) for v in checks.values())
@@ -334,6 +346,8 @@ ROWS = [
      train_speed),
     ("training data: on the fly against pre-rendered", "bench/data_speed.json", "python -m bench.data_speed",
      data_speed),
+    ("GPU latency of the pareto models", "bench/gpu_latency.json", "bench/gpu_session.sh OUTDIR (phase C)",
+     gpu_latency),
     ("TensorRT backend's CUDA plumbing", "bench/gpu_cuda_plumbing.json",
      "python bench/gpu_cuda_plumbing.py --out bench/gpu_cuda_plumbing.json", cuda_plumbing),
 ]

@@ -2,7 +2,9 @@
 
 It keeps what the real libraries' documented semantics depend on: a CUDA context is current
 per thread (a stack per thread; push/pop act on the calling thread only), driver calls without
-a current context fail like pycuda's LogicError "invalid device context", device memory is
+a current context fail like pycuda's LogicError "invalid device context" (except work on an
+explicit stream, which carries the context it was made in: measured on a real GPU by
+bench/gpu_cuda_plumbing.py, bench/gpu_cuda_plumbing.json's no_context_calls), device memory is
 separate from host memory and bounds-checked, async copies are queued on a stream and happen
 only when the stream is synchronized (so reading a result before synchronizing sees old data).
 Every device allocation, page-locked host buffer and stream belongs to the context current when
@@ -142,7 +144,7 @@ class Stream:
         self.queue.append(work)
 
     def synchronize(self) -> None:
-        require_context("cuStreamSynchronize")
+        """Runs the queued work; needs no current context (the stream has its own)."""
         work, self.queue = self.queue, []
         for item in work:
             item()

@@ -147,9 +147,15 @@ def _address(pointer) -> int:
     return int(pointer)
 
 
+def require_stream_context(stream: gpu.Stream | None, call: str) -> None:
+    """Work on the default stream (None) needs a current context; an explicit stream carries its own."""
+    if stream is None:
+        gpu.require_context(call)
+
+
 def memcpy_htod_async(dest, src: np.ndarray, stream: gpu.Stream | None = None) -> None:
     """Copy src.nbytes host bytes to device `dest` when the stream runs; src must be page-locked."""
-    gpu.require_context("cuMemcpyHtoDAsync")
+    require_stream_context(stream, "cuMemcpyHtoDAsync")
     if not gpu.memory.is_pinned(src):
         raise LogicError("cuMemcpyHtoDAsync: src must be page-locked memory (pycuda docs: see pagelocked_empty)")
     target = gpu.memory.view(_address(dest), src.nbytes, "cuMemcpyHtoDAsync")
@@ -162,7 +168,7 @@ def memcpy_htod_async(dest, src: np.ndarray, stream: gpu.Stream | None = None) -
 
 def memcpy_dtoh_async(dest: np.ndarray, src, stream: gpu.Stream | None = None) -> None:
     """Copy dest.nbytes device bytes into host `dest` when the stream runs; dest must be page-locked."""
-    gpu.require_context("cuMemcpyDtoHAsync")
+    require_stream_context(stream, "cuMemcpyDtoHAsync")
     if not gpu.memory.is_pinned(dest):
         raise LogicError("cuMemcpyDtoHAsync: dest must be page-locked memory (pycuda docs: see pagelocked_empty)")
     source = gpu.memory.view(_address(src), dest.nbytes, "cuMemcpyDtoHAsync")
