@@ -101,7 +101,7 @@ launch: setup
 
 # The main job: a synthetic bag replayed live through the segmentation node (shipped model),
 # evaluated against its labels; prints mIoU, fps, latency and the report's path.
-DEMO_MODEL  ?= models/bisegunet_tiny.onnx
+DEMO_MODEL  ?= models/bisegunet_fast.onnx
 DEMO_FRAMES ?= 60
 DEMO_OUT    ?= build/demo
 demo: setup

@@ -1,6 +1,6 @@
 """Backend latency on this CPU, FP32 and INT8 QDQ (the CPU INT8 model), and the INT8 model's accuracy against FP32.
 
-    python -m bench.backends [--packed models/bisegunet_tiny.packed.bin] [--runs 30] [--repeats 3]
+    python -m bench.backends [--packed models/bisegunet_fast.packed.bin] [--runs 30] [--repeats 3]
     python -m bench.backends --smoke --out DIR      # the same path at toy sizes (checks it runs)
 
 Latency: the shipped model (from its packed weights) at three network sizes and the small and fast

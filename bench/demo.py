@@ -1,6 +1,6 @@
 """Models compared on the demo itself: `make demo`'s bag replayed live through the segmentation node.
 
-    python -m bench.demo [--models models/bisegunet_tiny.onnx OTHER.onnx] [--frames 60] [--rates 1 3]
+    python -m bench.demo [--models models/bisegunet_fast.onnx OTHER.onnx] [--frames 60] [--rates 1 3]
         [--repeats 3]
     python -m bench.demo --smoke --out DIR       # 4 frames of 128x256 (checks the path only)
 

@@ -1,9 +1,9 @@
-"""The shipped model's record: where models/bisegunet_tiny.* came from and what it scores.
+"""The shipped model's record: where models/bisegunet_fast.* came from and what it scores.
 
-    python -m bench.shipped runs/tiny_synthetic_shipped [--log runs/tiny_synthetic_shipped.log] [--frames 100]
+    python -m bench.shipped runs/fast_synthetic_1024 [--log runs/fast_synthetic_1024.log] [--frames 100]
         [--model M.onnx --record M.train.json --curves DIR]     # a candidate's record (default: the shipped model)
 
-Writes models/bisegunet_tiny.train.json: the run's test.json (best.pt chosen on validation, scored
+Writes models/bisegunet_fast.train.json: the run's test.json (best.pt chosen on validation, scored
 once on the held-out test split at the label's resolution), the training command and commit stored
 in best.pt, the exported model's path and sha256 (the model's metadata names the command, commit
 and configuration back: record_mismatch, which bench/summary.py applies), and the exported model's

@@ -4,7 +4,7 @@
     python -m bench.summary --check    # exit 1 with a diff when README.md differs from what the JSONs give
 
 One function per row reads one file: bench/*.json as the current bench scripts write them, and
-models/bisegunet_tiny.train.json (the shipped run's test.json and its command; refused unless it and
+models/<shipped>.train.json (the shipped run's test.json and its command; refused unless it and
 the model it names name each other: bench/shipped.py). A missing file, or one written by an older
 script, gives "not measured" and the command to run, never an error.
 Numbers carry the spread their file holds: median (min-max) over processes or timings, mean ± sd
@@ -327,7 +327,9 @@ def cuda_plumbing(d: dict) -> tuple[str, str, list[str]]:
 ROWS = [
     (f"shipped model ({SHIPPED_RECORD.removesuffix('.train.json')}.*)", SHIPPED_RECORD,
      "the shipped run of docs/training.md, its runs/NAME/test.json with its command", shipped_model),
-    ("`fast` trained as the shipped model was, a candidate to replace it (not shipped)",
+    ("`tiny`, the shipped model before `fast` (models/bisegunet_tiny.*, kept as the smaller-input alternative)",
+     "models/bisegunet_tiny.train.json", "the tiny run of docs/training.md", shipped_model),
+    ("`fast` at a 256x512 network, an earlier candidate (not shipped)",
      "docs/fast_candidate_run/train.json", "the fast candidate's run of docs/training.md", shipped_model),
     ("binarized vs float, same budget", "bench/training.json", "python -m bench.training --run --seeds 3", training),
     ("size and real compute", "bench/model_profile.json", "python -m bench.model_profile", model_size),
@@ -336,7 +338,7 @@ ROWS = [
      "python -m bench.node", node_host),
     ("through the ROS node, per transport", "bench/node.json", "python -m bench.node", node_end_to_end),
     ("the demo, shipped model against others", "bench/demo.json",
-     "python -m bench.demo --models models/bisegunet_tiny.onnx OTHER.onnx", demo),
+     "python -m bench.demo --models models/bisegunet_fast.onnx OTHER.onnx", demo),
     ("camera frames between processes, per Fast DDS profile and QoS", "bench/transport.json",
      "python -m bench.transport", transport),
     ("what the graph adds to the network", "bench/tail.json", "python -m bench.tail --profile", graph_tail),

@@ -1,6 +1,6 @@
 """The vehicle team's benchmark: one command, one JSON (and Markdown) to report back (docs/orin.md).
 
-    python3 -m bench.vehicle --model models/bisegunet_tiny.onnx [--int8-model models/bisegunet_tiny.int8.onnx] \
+    python3 -m bench.vehicle --model models/bisegunet_fast.onnx [--int8-model models/bisegunet_fast.int8.onnx] \
         [--cameras 1 2 4] --out vehicle_orin
 
 Needs TensorRT 10, pycuda and a CUDA GPU (the Orin); anywhere else it refuses with one line naming

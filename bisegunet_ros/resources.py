@@ -1,7 +1,7 @@
 """The package's shipped files (model presets, training configs, models), found wherever it is installed.
 
 `find_resource` is the one lookup: a path that exists is taken as given; otherwise a name
-(`small`, `tiny_synthetic`, `bisegunet_tiny`) or a path relative to the repository
+(`small`, `tiny_synthetic`, `bisegunet_fast`) or a path relative to the repository
 (`config/model/tiny.yaml`) is looked up, in order, in
 1. the package data a pip install copies into `bisegunet_ros/share/` (setup.py),
 2. the source checkout this module runs from (an editable install, or the repository itself),
@@ -20,7 +20,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]                  # a source check
 # The shipped model, the default of the launch file and the demo: models/<name>.onnx (FP32),
 # .int8.onnx (TensorRT INT8), .int8-cpu.onnx (ONNX Runtime INT8), .packed.bin (1-bit weights) and
 # .train.json (its training record, bench/shipped.py).
-SHIPPED_MODEL = "bisegunet_tiny"
+SHIPPED_MODEL = "bisegunet_fast"
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,13 @@ def test_the_shipped_onnx_model_loads_back_into_torch_and_predicts_the_same_labe
 
 
 def test_fine_tuning_starts_from_the_shipped_model(tmp_path, caplog):
-    args = ["--config", CI, f"out_dir={tmp_path}", "name=tuned", f"init_from={SHIPPED_MODEL}", "phases=binary_only",
-            "epochs=1", "iters_per_epoch=2", "data.val_size=4", "model_overrides=[weight_standardization=true]"]
+    preset = ModelInfo.from_onnx(SHIPPED).preset
+    args = ["--config", CI, f"out_dir={tmp_path}", "name=tuned", f"model={preset}", f"init_from={SHIPPED_MODEL}",
+            "phases=binary_only", "epochs=1", "iters_per_epoch=2", "data.val_size=4", "data.height=256",
+            "data.width=512", "model_overrides=[weight_standardization=true]"]    # fast's logits are at stride 8
     with caplog.at_level("INFO"):
         assert train_main(args) == 0
-    total = len(build_model(load_model_config("tiny")).state_dict())
+    total = len(build_model(load_model_config(preset)).state_dict())
     assert f"init_from {SHIPPED_MODEL}: loaded {total} of {total} tensors" in caplog.text
     (row,) = [json.loads(line) for line in (tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()]
-    assert row["val_miou_network_res"] > 0.2          # a fresh tiny model after 2 steps scores a few per cent
+    assert row["val_miou_network_res"] > 0.2          # a fresh fast model after the same 2 steps: under 1 per cent

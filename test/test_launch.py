@@ -35,6 +35,8 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 from ament_index_python.packages import (  # noqa: E402
     PackageNotFoundError, get_package_prefix, get_package_share_directory)
 
+from bisegunet_ros.resources import SHIPPED_MODEL  # noqa: E402
+
 try:
     SHARE = Path(get_package_share_directory("bisegunet_ros"))
 except PackageNotFoundError:
@@ -123,7 +125,7 @@ def test_the_params_file_and_the_arguments_reach_the_node(client):
     assert (alpha.double_value, stale.double_value) == (0.25, 30.0)
     assert (backend.string_value, resolution.string_value) == ("onnxruntime", "network")
     assert list(cameras.string_array_value) == LAUNCHED
-    assert model.string_value == str(SHARE / "models" / "bisegunet_tiny.onnx")  # the shipped model
+    assert model.string_value == str(SHARE / "models" / f"{SHIPPED_MODEL}.onnx")  # the shipped model
 
 
 @pytest.mark.launch(fixture=segment_launch)

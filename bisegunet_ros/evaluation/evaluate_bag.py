@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         "pictures)")
     parser.add_argument("--label-topic", default="/camera/labels", help="ground truth: mono8 train ids, 255 ignore")
     parser.add_argument("--pred-topic", help="evaluate label images recorded in the bag instead of running a model")
-    parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_tiny); "
+    parser.add_argument("--model", help="ONNX from bisegunet-export, or a shipped model's name (bisegunet_fast); "
                         "offline, or with --live a node started with it")
     parser.add_argument("--classes", help="without --model: class definition file of the labels (default: Cityscapes)")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | onnxruntime-cuda | tensorrt")
