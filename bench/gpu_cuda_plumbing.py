@@ -13,7 +13,7 @@ uses), what the contract doubles stand in for in the test suite:
 4. on a thread with no current context: which driver calls fail (an allocation; a copy on the
    default stream; a copy on the backend's own stream, then checked for data), recorded as
    `no_context_calls`, and that `driver_errors` turns each such LogicError into CudaError naming
-   the thread. The first GPU run (H200, driver 580) showed that a copy on an explicit stream
+   the thread. The first GPU run (H200, CUDA 13.0 driver) showed that a copy on an explicit stream
    does not need a current context (the stream carries the context it was made in), so the
    check is on the calls that fail, not on one assumed to.
 Also times the N-frame round trip (median, min, max over --repeats). Prints one JSON summary;
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         with context.current("reading back the copy made without a context"):
             cuda.memcpy_dtoh(host_out[:1], device)
         calls["own_stream_copy_arrived"] = bool(np.array_equal(host_out[:1], frames[1:2]))
+        checks["no_context_stream_copy_that_ran_arrived"] = calls["own_stream_copy_arrived"]
     failed = [message for message in calls.values() if isinstance(message, str) and message != "ok"]
     checks["no_context_failures_are_clear_errors"] = bool(failed) and all(
         "no CUDA context is current on thread 'no-context'" in message for message in failed)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One GPU session for issue 16, run once on a GPU machine with the system python3 (no venv, no internet):
-#   bench/gpu_session.sh OUTDIR [key=value ...]     # key=value: extra overrides of the shipped-model run
-# Phase A (~2 min): bench/train_speed.py on the GPU, beside bisegunet-make-dataset (the shipped run's
+#   bench/gpu_session.sh OUTDIR [key=value ...]     # key=value: extra overrides of the tiny model's run
+# Phase A (~2 min): bench/train_speed.py on the GPU, beside bisegunet-make-dataset (the tiny run's
 #   scenes) then bench/data_speed.py on the CPU cores (the GPU bench's Python needs one core).
-# Phase B (~4.5 min alone; e.g. iters_per_epoch=150 shortens it): the shipped-model run
-#   (config/train/tiny_synthetic_gpu.yaml) in the background, beside the seed study of bench/training.py
+# Phase B (~4.5 min alone; e.g. iters_per_epoch=150 shortens it): the tiny model's run (shipped when this
+#   was written; config/train/tiny_synthetic_gpu.yaml) in the background, beside the seed study of bench/training.py
 #   (the HOOK line below; both share the GPU, which the tiny model leaves mostly idle).
 # Phase C (~2 min, skipped with GPU_LATENCY=0): bench/gpu_latency.py, the models of bench/pareto.py
 #   (LR-ASPP, DeepLabV3, fast, tiny, small) in torch FP16 with CUDA graphs, batch 1 and 4, 512x1024
@@ -63,22 +63,22 @@ SPEED=$!
 DATA_RC=$?
 wait $SPEED; SPEED_RC=$?
 stamp "phase A done: train_speed exit $SPEED_RC, make-dataset/data_speed exit $DATA_RC"
-[ -d "$OUT/scenes/val" ] || { stamp "no pre-rendered scenes: the shipped run cannot start"; DATA_RC=1; }
+[ -d "$OUT/scenes/val" ] || { stamp "no pre-rendered scenes: the tiny run cannot start"; DATA_RC=1; }
 
-stamp "phase B: shipped-model run | seed study"
+stamp "phase B: tiny model run | seed study"
 SHIP_RC=skipped
 if [ -d "$OUT/scenes/val" ]; then
   "$PY" -m bisegunet_training.train --config config/train/tiny_synthetic_gpu.yaml "data.root=$OUT/scenes" \
-      "out_dir=$OUT/runs" "$@" > "$OUT/logs/30_shipped_run.log" 2>&1 &
+      "out_dir=$OUT/runs" "$@" > "$OUT/logs/30_tiny_run.log" 2>&1 &
   SHIP=$!
 fi
-# HOOK (lead): the seed study of bench/training.py, in parallel with the shipped run; adjust --jobs and
+# HOOK (lead): the seed study of bench/training.py, in parallel with the tiny run; adjust --jobs and
 # what it writes (bench/training.{json,md}, runs/) before running, then list its outputs below.
 # "$PY" -m bench.training --run --seeds 3 --jobs 4 --device cuda > "$OUT/logs/40_seed_study.log" 2>&1 &
 # STUDY=$!
 if [ -n "${SHIP:-}" ]; then wait "$SHIP"; SHIP_RC=$?; fi
 [ -n "${STUDY:-}" ] && { wait "$STUDY"; stamp "seed study exit $?"; }
-stamp "phase B done: shipped run exit $SHIP_RC"
+stamp "phase B done: tiny run exit $SHIP_RC"
 
 LATENCY_RC=skipped
 if [ "${GPU_LATENCY:-1}" != 0 ]; then

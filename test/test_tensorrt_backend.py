@@ -80,6 +80,37 @@ def test_tensorrt_infer_on_another_thread_equals_onnxruntime(tensorrt_doubles, o
     np.testing.assert_array_equal(labels_only.labels, expected.labels)
 
 
+def test_tensorrt_makes_its_context_current_around_every_cuda_call_of_infer(tensorrt_doubles, onnx_model, cache,
+                                                                            monkeypatch):
+    """A copy on the backend's own stream would go through without a current context (the real driver's
+    answer, which the double gives: bench/gpu_cuda_plumbing.json), so the double's errors alone cannot show
+    that `infer` pushes the context: record which context is current at each call instead."""
+    import pycuda.driver as cuda
+    import simulated_gpu
+    import tensorrt
+
+    trt_backend = backend(tensorrt_doubles, onnx_model, cache)
+    current = []
+
+    def recording(function):
+        def call(*args, **kwargs):
+            current.append((function.__name__, simulated_gpu.current()))
+            return function(*args, **kwargs)
+        return call
+
+    for name in ("memcpy_htod_async", "memcpy_dtoh_async"):
+        monkeypatch.setattr(cuda, name, recording(getattr(cuda, name)))
+    monkeypatch.setattr(tensorrt.IExecutionContext, "execute_async_v3",
+                        recording(tensorrt.IExecutionContext.execute_async_v3))
+    worker = threading.Thread(target=lambda: trt_backend.infer(pixels(2)), name="segmentation")
+    worker.start()
+    worker.join(60)
+    calls = {name for name, _ in current}
+    assert calls == {"memcpy_htod_async", "memcpy_dtoh_async", "execute_async_v3"}
+    assert all(context is not None and context.primary for _, context in current), current
+    trt_backend.close()
+
+
 def test_tensorrt_leaves_no_context_current_and_a_call_without_one_is_a_clear_error(tensorrt_doubles, onnx_model,
                                                                                      cache):
     import pycuda.driver as cuda
@@ -325,7 +356,7 @@ def test_gpu_cuda_plumbing_bench_passes_on_the_pycuda_double(tensorrt_doubles, t
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary["passed"]
-    # on a thread with no current context the double must fail where the real driver failed (H200, driver 580:
+    # on a thread with no current context the double must fail where the real driver failed (H200, CUDA 13.0 driver:
     # bench/gpu_cuda_plumbing.json) and succeed where it succeeded: a copy on a stream carries the stream's context
     measured = json.loads((script.parent / "gpu_cuda_plumbing.json").read_text())["no_context_calls"]
 

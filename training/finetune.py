@@ -3,7 +3,7 @@
 For fine-tuning on another class set or dataset: the classifier head of a model with another
 number of classes does not match and keeps its fresh initialisation; everything else is loaded.
 A `.pt` is a checkpoint of bisegunet-train; anything else is an ONNX model of bisegunet-export
-(a path or a shipped name such as bisegunet_tiny), so the shipped model is a starting point
+(a path or a shipped name such as bisegunet_fast), so the shipped model is a starting point
 without its checkpoint: its float initialisers carry the torch names (onnx_state).
 """
 from __future__ import annotations
